@@ -1,0 +1,15 @@
+//! Schema migrations for Tidings. They run at server start-up on both backends
+//! (PostgreSQL and SQLite), so every statement here sticks to what both accept.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_initial;
+
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_initial::Migration)]
+    }
+}

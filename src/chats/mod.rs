@@ -1,0 +1,316 @@
+//! Chats: direct chats (unique per pair of people) and group rooms, and the
+//! views of them a member sees.
+
+use std::collections::HashMap;
+
+use crate::error::{AppError, AppResult};
+use crate::messages::{MessageView, Status};
+use crate::store::chats::{Chat, Member, direct_key};
+use crate::store::users::User;
+use crate::store::{Store, new_id, now_micros};
+
+/// Most members a group may be created with.
+pub const MAX_GROUP_MEMBERS: usize = 256;
+
+/// A chat name: 1–50 characters, not blank, no control characters.
+#[derive(Debug, Clone)]
+pub struct ChatName(String);
+
+impl ChatName {
+    /// `Ok(None)` for an empty name (allowed for direct chats only).
+    pub fn parse_optional(raw: &str) -> AppResult<Option<ChatName>> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.chars().count() > 50 {
+            return Err(AppError::invalid("name", "must be at most 50 characters"));
+        }
+        if raw.trim().is_empty() {
+            return Err(AppError::invalid("name", "must not be blank"));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(AppError::invalid(
+                "name",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Some(ChatName(raw.to_owned())))
+    }
+}
+
+/// What CreateChat asks for.
+#[derive(Debug, Default, Clone)]
+pub struct NewChat {
+    pub name: String,
+    pub email: String,
+    pub member_emails: Vec<String>,
+    pub member_ids: Vec<String>,
+    pub is_group: bool,
+}
+
+/// A chat as one member sees it.
+#[derive(Debug, Clone)]
+pub struct ChatView {
+    pub chat: Chat,
+    /// The stored name, or for an unnamed direct chat the peer's username.
+    pub display_name: String,
+    pub members: Vec<User>,
+    pub last_message: Option<MessageView>,
+    pub unread_count: i64,
+    pub read_seq: i64,
+}
+
+#[derive(Clone)]
+pub struct ChatService {
+    store: Store,
+}
+
+/// Checks a chat/message/user id argument: empty is a client error; anything
+/// that cannot be an id simply does not exist.
+pub fn parse_id(field: &'static str, raw: &str) -> AppResult<String> {
+    if raw.is_empty() {
+        return Err(AppError::invalid(field, "is required"));
+    }
+    match uuid::Uuid::try_parse(raw) {
+        Ok(id) => Ok(id.to_string()),
+        Err(_) => Err(AppError::NotFound(match field {
+            "message_id" => "message",
+            "user_id" => "user",
+            _ => "chat",
+        })),
+    }
+}
+
+impl ChatService {
+    pub fn new(store: Store) -> ChatService {
+        ChatService { store }
+    }
+
+    /// Creates a chat and returns its id. `email` alone (no member lists, no
+    /// `is_group`) opens the caller's direct chat with that person, reusing
+    /// the existing one.
+    pub async fn create(&self, caller: &str, req: NewChat) -> AppResult<String> {
+        let name = ChatName::parse_optional(&req.name)?;
+        let group = req.is_group || !req.member_emails.is_empty() || !req.member_ids.is_empty();
+        if !group {
+            return self.create_direct(caller, name, &req.email).await;
+        }
+
+        let name = name.ok_or_else(|| AppError::invalid("name", "is required for a group"))?;
+        let mut emails = Vec::new();
+        for raw in req
+            .member_emails
+            .iter()
+            .chain(std::iter::once(&req.email).filter(|e| !e.is_empty()))
+        {
+            emails.push(crate::users::Email::parse(raw)?.as_str().to_owned());
+        }
+        let mut ids = Vec::new();
+        for raw in &req.member_ids {
+            match uuid::Uuid::try_parse(raw) {
+                Ok(id) => ids.push(id.to_string()),
+                Err(_) if raw.is_empty() => {
+                    return Err(AppError::invalid(
+                        "member_ids",
+                        "must not contain empty ids",
+                    ));
+                }
+                Err(_) => return Err(AppError::NotFound("member_ids: user")),
+            }
+        }
+        emails.sort();
+        emails.dedup();
+        ids.sort();
+        ids.dedup();
+        if emails.len() + ids.len() > MAX_GROUP_MEMBERS {
+            return Err(AppError::invalid(
+                "member_ids",
+                format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+            ));
+        }
+        let by_email = self.store.users_by_emails(&emails).await?;
+        if by_email.len() != emails.len() {
+            return Err(AppError::NotFound("member_emails: user"));
+        }
+        let by_id = self.store.users_by_ids(&ids).await?;
+        if by_id.len() != ids.len() {
+            return Err(AppError::NotFound("member_ids: user"));
+        }
+        let mut members: Vec<String> = std::iter::once(caller.to_owned())
+            .chain(by_email.into_iter().map(|u| u.id))
+            .chain(by_id.into_iter().map(|u| u.id))
+            .collect();
+        members.sort();
+        members.dedup();
+        if members.len() > MAX_GROUP_MEMBERS {
+            return Err(AppError::invalid(
+                "member_ids",
+                format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+            ));
+        }
+        let now = now_micros();
+        let chat = Chat {
+            id: new_id(),
+            name: name.0,
+            is_group: true,
+            direct_key: None,
+            created_by: caller.to_owned(),
+            created_at: now,
+            last_seq: 0,
+            last_activity_at: now,
+        };
+        let chat = self.store.create_chat(chat, &members).await?;
+        tracing::info!(chat_id = %chat.id, members = members.len(), "group created");
+        Ok(chat.id)
+    }
+
+    async fn create_direct(
+        &self,
+        caller: &str,
+        name: Option<ChatName>,
+        email: &str,
+    ) -> AppResult<String> {
+        if email.is_empty() {
+            return Err(AppError::invalid(
+                "email",
+                "is required (or give member_emails / member_ids for a group)",
+            ));
+        }
+        let email = crate::users::Email::parse(email)?;
+        let peer = self
+            .store
+            .user_by_email(email.as_str())
+            .await?
+            .ok_or(AppError::NotFound("email: user"))?;
+        if peer.id == caller {
+            return Err(AppError::invalid(
+                "email",
+                "must be someone else's (a direct chat has two people)",
+            ));
+        }
+        let now = now_micros();
+        let chat = Chat {
+            id: new_id(),
+            name: name.map(|n| n.0).unwrap_or_default(),
+            is_group: false,
+            direct_key: Some(direct_key(caller, &peer.id)),
+            created_by: caller.to_owned(),
+            created_at: now,
+            last_seq: 0,
+            last_activity_at: now,
+        };
+        let members = [caller.to_owned(), peer.id.clone()];
+        let chat = self.store.create_chat(chat, &members).await?;
+        Ok(chat.id)
+    }
+
+    pub async fn get(&self, caller: &str, chat_id: &str) -> AppResult<ChatView> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        let (chat, me) = self
+            .store
+            .chat_for_member(&chat_id, caller)
+            .await?
+            .ok_or(AppError::NotFound("chat"))?;
+        let mut views = self.views(caller, vec![(chat, me)]).await?;
+        views.pop().ok_or(AppError::NotFound("chat"))
+    }
+
+    /// One page of the caller's chats, most recently active first.
+    pub async fn list(
+        &self,
+        caller: &str,
+        page: i32,
+        limit: i32,
+    ) -> AppResult<(Vec<ChatView>, i64)> {
+        let limit = clamp_limit(limit, 20);
+        let page = i64::from(page.max(1));
+        let offset = (page - 1).saturating_mul(limit) as u64;
+        let (rows, total) = self
+            .store
+            .chats_of_user(caller, offset, limit as u64)
+            .await?;
+        Ok((self.views(caller, rows).await?, total as i64))
+    }
+
+    /// Builds the member's view of several chats with three queries in all.
+    async fn views(&self, caller: &str, rows: Vec<(Chat, Member)>) -> AppResult<Vec<ChatView>> {
+        let ids: Vec<String> = rows.iter().map(|(c, _)| c.id.clone()).collect();
+        let mut members: HashMap<String, Vec<(Member, User)>> = HashMap::new();
+        for (m, u) in self.store.members_with_users(&ids).await? {
+            members.entry(m.chat_id.clone()).or_default().push((m, u));
+        }
+        let lasts: Vec<(String, i64)> = rows
+            .iter()
+            .map(|(c, _)| (c.id.clone(), c.last_seq))
+            .collect();
+        let mut last_messages: HashMap<String, _> = self
+            .store
+            .last_messages(&lasts)
+            .await?
+            .into_iter()
+            .map(|m| (m.chat_id.clone(), m))
+            .collect();
+
+        Ok(rows
+            .into_iter()
+            .map(|(chat, me)| {
+                let chat_members = members.remove(&chat.id).unwrap_or_default();
+                let watermarks: Vec<Member> = chat_members.iter().map(|(m, _)| m.clone()).collect();
+                let last_message = last_messages.remove(&chat.id).map(|message| {
+                    let status = Status::of(&watermarks, &message.sender_id, message.seq);
+                    MessageView { message, status }
+                });
+                let display_name = if chat.name.is_empty() && !chat.is_group {
+                    chat_members
+                        .iter()
+                        .find(|(_, u)| u.id != caller)
+                        .map(|(_, u)| u.username.clone())
+                        .unwrap_or_default()
+                } else {
+                    chat.name.clone()
+                };
+                ChatView {
+                    display_name,
+                    members: chat_members.into_iter().map(|(_, u)| u).collect(),
+                    last_message,
+                    unread_count: (chat.last_seq - me.read_seq).max(0),
+                    read_seq: me.read_seq,
+                    chat,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Page sizes: 0 or negative means the default; otherwise clamped to 1..=100.
+pub fn clamp_limit(limit: i32, default: i64) -> i64 {
+    if limit <= 0 {
+        default
+    } else {
+        i64::from(limit).min(100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(ChatName::parse_optional("").unwrap().is_none());
+        assert!(ChatName::parse_optional("Team 🚀").unwrap().is_some());
+        assert!(ChatName::parse_optional(&"é".repeat(50)).unwrap().is_some());
+        assert!(ChatName::parse_optional(&"é".repeat(51)).is_err());
+        assert!(ChatName::parse_optional("   ").is_err());
+        assert!(ChatName::parse_optional("a\nb").is_err());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(clamp_limit(0, 20), 20);
+        assert_eq!(clamp_limit(-5, 50), 50);
+        assert_eq!(clamp_limit(1, 20), 1);
+        assert_eq!(clamp_limit(101, 20), 100);
+        assert_eq!(clamp_limit(i32::MAX, 20), 100);
+    }
+}

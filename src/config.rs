@@ -1,0 +1,99 @@
+//! Configuration: one clap struct; every flag is also an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Tidings: a real-time chat server. Native gRPC, gRPC-Web and the web client
+/// on one port; SQLite by default, PostgreSQL and Redis when configured.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "tidings", version, about, long_about = None)]
+pub struct Config {
+    /// Address for native gRPC (h2c), gRPC-Web (HTTP/1.1 and HTTP/2), the web
+    /// client and /healthz, all on one port.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// PostgreSQL URL. Unset: an embedded SQLite file `tidings.db` in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis URL for the idempotency fast path and fan-out. Unset: in-process.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel this server uses.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "tidings:")]
+    pub redis_key_prefix: String,
+
+    /// HS256 secret for tokens, at least 32 bytes. Required with DATABASE_URL;
+    /// in embedded mode one is generated once and kept in the data dir.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Token lifetime, e.g. `24h`, `30m`.
+    #[arg(long, env = "TOKEN_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Browser origins allowed to call gRPC-Web from other sites
+    /// (comma-separated; `*` for any). Empty: same origin only.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Where the embedded database and the generated JWT secret live.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Log filter, e.g. `info` or `tidings=debug,info`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// How long the idempotency fast path remembers a key (the database
+    /// remembers for ever).
+    #[arg(long, env = "IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub idempotency_ttl: Duration,
+
+    /// Largest accepted gRPC request message, in bytes.
+    #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = 64 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// How long in-flight calls get to finish after SIGTERM / Ctrl-C.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// The embedded default with its data in `data_dir`, listening on an
+    /// ephemeral loopback port, without reading the environment (for tests
+    /// and tools).
+    pub fn embedded(data_dir: PathBuf) -> Config {
+        Config {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: None,
+            redis_url: None,
+            redis_key_prefix: "tidings:".into(),
+            jwt_secret: None,
+            token_ttl: Duration::from_secs(24 * 3600),
+            cors_origins: Vec::new(),
+            data_dir,
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            max_request_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+use tonic::{Request, Response, Status};
+
+use super::{convert, reply};
+use crate::app::AppState;
+use crate::chats::NewChat;
+use crate::proto::{self, chats_service_server::ChatsService};
+
+pub struct Chats(pub AppState);
+
+#[tonic::async_trait]
+impl ChatsService for Chats {
+    #[tracing::instrument(skip_all, fields(rpc = "CreateChat", user_id = tracing::field::Empty))]
+    async fn create_chat(
+        &self,
+        request: Request<proto::CreateChatRequest>,
+    ) -> Result<Response<proto::CreateChatResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        tracing::Span::current().record("user_id", caller.user_id.as_str());
+        let r = request.into_inner();
+        let new = NewChat {
+            name: r.name,
+            email: r.email,
+            member_emails: r.member_emails,
+            member_ids: r.member_ids,
+            is_group: r.is_group,
+        };
+        let result = self.0.chats.create(&caller.user_id, new).await;
+        reply(result, |chat_id| proto::CreateChatResponse { chat_id })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetChat", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn get_chat(
+        &self,
+        request: Request<proto::GetChatRequest>,
+    ) -> Result<Response<proto::GetChatResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        let r = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("user_id", caller.user_id.as_str());
+        span.record("chat_id", r.chat_id.as_str());
+        let result = self.0.chats.get(&caller.user_id, &r.chat_id).await;
+        reply(result, |c| proto::GetChatResponse {
+            chat: Some(convert::chat(c)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListChats", user_id = tracing::field::Empty))]
+    async fn list_chats(
+        &self,
+        request: Request<proto::ListChatsRequest>,
+    ) -> Result<Response<proto::ListChatsResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        tracing::Span::current().record("user_id", caller.user_id.as_str());
+        let r = request.into_inner();
+        let result = self.0.chats.list(&caller.user_id, r.page, r.limit).await;
+        reply(result, |(chats, total)| proto::ListChatsResponse {
+            chats: chats.into_iter().map(convert::chat).collect(),
+            total: total.clamp(0, i64::from(i32::MAX)) as i32,
+        })
+    }
+}

@@ -1,0 +1,112 @@
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{convert, reply};
+use crate::app::AppState;
+use crate::proto::{self, messages_service_server::MessagesService};
+
+pub struct Messages(pub AppState);
+
+type ChatMessageStream = Pin<Box<dyn Stream<Item = Result<proto::ChatMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl MessagesService for Messages {
+    #[tracing::instrument(skip_all, fields(rpc = "SendMessage", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn send_message(
+        &self,
+        request: Request<proto::SendMessageRequest>,
+    ) -> Result<Response<proto::SendMessageResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        let r = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("user_id", caller.user_id.as_str());
+        span.record("chat_id", r.chat_id.as_str());
+        let result = self
+            .0
+            .messages
+            .send(&caller.user_id, &r.chat_id, r.content, r.idempotency_key)
+            .await;
+        reply(result, |m| proto::SendMessageResponse {
+            message: Some(convert::message(m)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListMessages", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn list_messages(
+        &self,
+        request: Request<proto::ListMessagesRequest>,
+    ) -> Result<Response<proto::ListMessagesResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        let r = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("user_id", caller.user_id.as_str());
+        span.record("chat_id", r.chat_id.as_str());
+        let result = self
+            .0
+            .messages
+            .list(
+                &caller.user_id,
+                &r.chat_id,
+                r.page,
+                r.limit,
+                r.before_seq,
+                r.after_seq,
+            )
+            .await;
+        reply(result, |(messages, total)| proto::ListMessagesResponse {
+            messages: messages.into_iter().map(convert::message).collect(),
+            total: total.clamp(0, i64::from(i32::MAX)) as i32,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpdateMessageStatus", user_id = tracing::field::Empty))]
+    async fn update_message_status(
+        &self,
+        request: Request<proto::UpdateMessageStatusRequest>,
+    ) -> Result<Response<proto::UpdateMessageStatusResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        tracing::Span::current().record("user_id", caller.user_id.as_str());
+        let r = request.into_inner();
+        let result = self
+            .0
+            .messages
+            .update_status(&caller.user_id, &r.message_id, &r.status)
+            .await;
+        reply(result, |status| proto::UpdateMessageStatusResponse {
+            message_id: r.message_id,
+            status: status.as_str().to_owned(),
+        })
+    }
+
+    type SubscribeToChatStream = ChatMessageStream;
+
+    #[tracing::instrument(skip_all, fields(rpc = "SubscribeToChat", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn subscribe_to_chat(
+        &self,
+        request: Request<proto::SubscribeToChatRequest>,
+    ) -> Result<Response<Self::SubscribeToChatStream>, Status> {
+        let caller = self.0.caller(&request)?;
+        let r = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("user_id", caller.user_id.as_str());
+        span.record("chat_id", r.chat_id.as_str());
+        let rx = self
+            .0
+            .messages
+            .subscribe(
+                &caller.user_id,
+                &r.chat_id,
+                r.after_seq,
+                caller.expires_at,
+                self.0.shutdown.clone(),
+            )
+            .await?;
+        let stream = ReceiverStream::new(rx)
+            .map(|item| item.map(convert::stream_item).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,169 @@
+//! The idempotency fast path: remembers which message a (sender, key) pair
+//! produced, so a retry is answered without touching the write path.
+//!
+//! This is only a cache. The unique index on `messages (sender_id,
+//! idempotency_key)` is the truth: when the cache is flushed, down or simply
+//! wrong, the send path still looks the key up in the database and a
+//! concurrent duplicate insert still fails on the index.
+
+use std::time::Duration;
+
+use deadpool_redis::redis;
+
+/// What the cache knows about a key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody had claimed the key: this caller now owns it.
+    Acquired,
+    /// Another send with this key is in flight (or crashed mid-way).
+    InFlight,
+    /// The key already produced this message id.
+    Done(String),
+    /// The cache could not be asked (Redis down); go to the database.
+    Unknown,
+}
+
+const PENDING: &str = "pending";
+/// How long a claim stays if its owner dies before completing or releasing.
+const PENDING_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub enum IdempotencyCache {
+    Local(moka::sync::Cache<String, String>),
+    Redis {
+        pool: deadpool_redis::Pool,
+        prefix: String,
+        ttl: Duration,
+    },
+}
+
+impl IdempotencyCache {
+    pub fn local(ttl: Duration) -> IdempotencyCache {
+        IdempotencyCache::Local(
+            moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(ttl)
+                .build(),
+        )
+    }
+
+    pub fn redis(pool: deadpool_redis::Pool, prefix: &str, ttl: Duration) -> IdempotencyCache {
+        IdempotencyCache::Redis {
+            pool,
+            prefix: format!("{prefix}idem:"),
+            ttl,
+        }
+    }
+
+    fn key(sender_id: &str, key: &str) -> String {
+        format!("{sender_id}:{key}")
+    }
+
+    pub async fn claim(&self, sender_id: &str, key: &str) -> Claim {
+        match self {
+            IdempotencyCache::Local(cache) => {
+                let entry = cache
+                    .entry(Self::key(sender_id, key))
+                    .or_insert(PENDING.to_owned());
+                if entry.is_fresh() {
+                    Claim::Acquired
+                } else if entry.value() == PENDING {
+                    Claim::InFlight
+                } else {
+                    Claim::Done(entry.into_value())
+                }
+            }
+            IdempotencyCache::Redis { pool, prefix, .. } => {
+                let k = format!("{prefix}{}", Self::key(sender_id, key));
+                let result: redis::RedisResult<Claim> = async {
+                    let mut conn = pool.get().await.map_err(pool_err)?;
+                    // SET NX is the atomic claim; EXISTS-then-SET would race.
+                    let set: Option<String> = redis::cmd("SET")
+                        .arg(&k)
+                        .arg(PENDING)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(PENDING_TTL.as_millis() as u64)
+                        .query_async(&mut conn)
+                        .await?;
+                    if set.is_some() {
+                        return Ok(Claim::Acquired);
+                    }
+                    let value: Option<String> =
+                        redis::cmd("GET").arg(&k).query_async(&mut conn).await?;
+                    Ok(match value {
+                        Some(v) if v != PENDING => Claim::Done(v),
+                        _ => Claim::InFlight,
+                    })
+                }
+                .await;
+                result.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "idempotency cache unavailable; using the database");
+                    Claim::Unknown
+                })
+            }
+        }
+    }
+
+    /// Records the message a key produced.
+    pub async fn complete(&self, sender_id: &str, key: &str, message_id: &str) {
+        match self {
+            IdempotencyCache::Local(cache) => {
+                cache.insert(Self::key(sender_id, key), message_id.to_owned());
+            }
+            IdempotencyCache::Redis { pool, prefix, ttl } => {
+                let k = format!("{prefix}{}", Self::key(sender_id, key));
+                let result: redis::RedisResult<()> = async {
+                    let mut conn = pool.get().await.map_err(pool_err)?;
+                    redis::cmd("SET")
+                        .arg(&k)
+                        .arg(message_id)
+                        .arg("PX")
+                        .arg(ttl.as_millis() as u64)
+                        .query_async::<()>(&mut conn)
+                        .await
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "could not record an idempotency key in the cache");
+                }
+            }
+        }
+    }
+
+    /// Gives a claimed key back after a failed send: a failed insert never
+    /// consumes the key.
+    pub async fn release(&self, sender_id: &str, key: &str) {
+        match self {
+            IdempotencyCache::Local(cache) => {
+                let k = Self::key(sender_id, key);
+                if cache.get(&k).as_deref() == Some(PENDING) {
+                    cache.invalidate(&k);
+                }
+            }
+            IdempotencyCache::Redis { pool, prefix, .. } => {
+                let k = format!("{prefix}{}", Self::key(sender_id, key));
+                let result: redis::RedisResult<()> = async {
+                    let mut conn = pool.get().await.map_err(pool_err)?;
+                    let value: Option<String> =
+                        redis::cmd("GET").arg(&k).query_async(&mut conn).await?;
+                    if value.as_deref() == Some(PENDING) {
+                        redis::cmd("DEL")
+                            .arg(&k)
+                            .query_async::<()>(&mut conn)
+                            .await?;
+                    }
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "could not release an idempotency key");
+                }
+            }
+        }
+    }
+}
+
+fn pool_err(e: deadpool_redis::PoolError) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "redis pool", e.to_string()))
+}

@@ -1,0 +1,37 @@
+//! Tidings: a real-time chat server.
+//!
+//! Layout (a message's path from send to every device reads top to bottom):
+//! - [`config`]: the one clap `Config`; every flag is also an env var.
+//! - [`app`]: `Application` binds the port and builds the one axum router:
+//!   native gRPC, gRPC-Web (tonic-web, CORS outside it) and the embedded web
+//!   client; graceful shutdown.
+//! - [`grpc`]: thin tonic services: authenticate, parse, call the domain.
+//! - [`auth`]: argon2id off the runtime, HS256 tokens, the authenticator.
+//! - [`users`], [`chats`], [`messages`]: the domain, free of transport types.
+//! - [`idempotency`]: the Redis / in-process fast path for repeated sends.
+//! - [`realtime`]: the hub that fans events out to live streams.
+//! - [`store`]: SeaORM entities and queries, the only SQL-speaking module.
+//! - [`web`]: the embedded web client with an SPA fallback.
+
+pub mod app;
+pub mod auth;
+pub mod chats;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod idempotency;
+pub mod messages;
+pub mod realtime;
+pub mod store;
+pub mod telemetry;
+pub mod users;
+pub mod web;
+
+/// Code generated from `proto/messaging.proto`.
+pub mod proto {
+    tonic::include_proto!("messaging");
+
+    /// The encoded descriptor set, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/messaging_descriptor.bin"));
+}

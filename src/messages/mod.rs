@@ -1,0 +1,433 @@
+//! Messages: sending (with idempotency), history, receipts and the per-chat
+//! live stream.
+
+pub mod stream;
+
+use std::sync::Arc;
+
+use crate::chats::{clamp_limit, parse_id};
+use crate::error::{AppError, AppResult};
+use crate::idempotency::{Claim, IdempotencyCache};
+use crate::realtime::{Event, Hub};
+use crate::store::chats::Member;
+use crate::store::messages::{Message, NewMessage, Window};
+use crate::store::{Store, StoreError, new_id, now_micros};
+
+pub use stream::{ChatStream, StreamItem};
+
+/// Message content: 1–4096 characters, not blank, kept byte for byte.
+pub struct Content(String);
+
+pub const MAX_CONTENT_CHARS: usize = 4096;
+
+impl Content {
+    pub fn parse(raw: String) -> AppResult<Content> {
+        if raw.is_empty() {
+            return Err(AppError::invalid("content", "is required"));
+        }
+        // Cheap bound first: more than 4 bytes per character is impossible.
+        if raw.len() > MAX_CONTENT_CHARS * 4 || raw.chars().count() > MAX_CONTENT_CHARS {
+            return Err(AppError::invalid(
+                "content",
+                format!("must be at most {MAX_CONTENT_CHARS} characters"),
+            ));
+        }
+        if raw.trim().is_empty() {
+            return Err(AppError::invalid("content", "must not be blank"));
+        }
+        // PostgreSQL text cannot hold NUL; refuse it on every backend alike.
+        if raw.contains('\0') {
+            return Err(AppError::invalid(
+                "content",
+                "must not contain NUL characters",
+            ));
+        }
+        Ok(Content(raw))
+    }
+}
+
+/// An idempotency key: up to 128 printable characters; empty means none.
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse_optional(raw: String) -> AppResult<Option<IdempotencyKey>> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.chars().count() > 128 {
+            return Err(AppError::invalid(
+                "idempotency_key",
+                "must be at most 128 characters",
+            ));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(AppError::invalid(
+                "idempotency_key",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Some(IdempotencyKey(raw)))
+    }
+}
+
+/// How far the other members of a chat have got with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Sent,
+    Delivered,
+    Read,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sent => "SENT",
+            Status::Delivered => "DELIVERED",
+            Status::Read => "READ",
+        }
+    }
+
+    pub fn parse(raw: &str) -> AppResult<Status> {
+        match raw.to_ascii_uppercase().as_str() {
+            "SENT" => Ok(Status::Sent),
+            "DELIVERED" => Ok(Status::Delivered),
+            "READ" => Ok(Status::Read),
+            _ => Err(AppError::invalid(
+                "status",
+                "must be one of SENT, DELIVERED, READ",
+            )),
+        }
+    }
+
+    /// READ once every other member has read it, DELIVERED once every other
+    /// member has received it, SENT before that (and in a chat of one).
+    pub fn of(members: &[Member], sender_id: &str, seq: i64) -> Status {
+        let mut others = members.iter().filter(|m| m.user_id != sender_id).peekable();
+        if others.peek().is_none() {
+            return Status::Sent;
+        }
+        let (mut read, mut delivered) = (true, true);
+        for m in others {
+            read &= m.read_seq >= seq;
+            delivered &= m.delivered_seq.max(m.read_seq) >= seq;
+        }
+        if read {
+            Status::Read
+        } else if delivered {
+            Status::Delivered
+        } else {
+            Status::Sent
+        }
+    }
+}
+
+/// A message with its status as the chat's watermarks say.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub message: Message,
+    pub status: Status,
+}
+
+#[derive(Clone)]
+pub struct MessageService {
+    store: Store,
+    hub: Hub,
+    idempotency: IdempotencyCache,
+}
+
+impl MessageService {
+    pub fn new(store: Store, hub: Hub, idempotency: IdempotencyCache) -> MessageService {
+        MessageService {
+            store,
+            hub,
+            idempotency,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    async fn require_member(&self, chat_id: &str, user_id: &str) -> AppResult<Member> {
+        self.store
+            .membership(chat_id, user_id)
+            .await?
+            .ok_or(AppError::NotFound("chat"))
+    }
+
+    /// Sends a message. A repeated key returns the original message; the same
+    /// key for a different chat or content is refused.
+    pub async fn send(
+        &self,
+        sender_id: &str,
+        chat_id: &str,
+        content: String,
+        idempotency_key: String,
+    ) -> AppResult<MessageView> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        let content = Content::parse(content)?;
+        let key = IdempotencyKey::parse_optional(idempotency_key)?;
+        self.require_member(&chat_id, sender_id).await?;
+
+        let Some(IdempotencyKey(key)) = key else {
+            return self.append(sender_id, &chat_id, content.0, None).await;
+        };
+
+        let claim = self.idempotency.claim(sender_id, &key).await;
+        if let Claim::Done(message_id) = &claim
+            && let Some(existing) = self.store.message_by_id(message_id).await?
+            && existing.sender_id == sender_id
+        {
+            return self.replay(existing, &chat_id, &content.0).await;
+        }
+        // Not known to the cache (or the cache is stale, flushed or down):
+        // the database decides.
+        if let Some(existing) = self.store.message_by_sender_key(sender_id, &key).await? {
+            self.idempotency
+                .complete(sender_id, &key, &existing.id)
+                .await;
+            return self.replay(existing, &chat_id, &content.0).await;
+        }
+        let result = self
+            .append(sender_id, &chat_id, content.0.clone(), Some(key.clone()))
+            .await;
+        match result {
+            Ok(view) => {
+                self.idempotency
+                    .complete(sender_id, &key, &view.message.id)
+                    .await;
+                Ok(view)
+            }
+            Err(AppError::AlreadyExists { .. }) => {
+                // A concurrent duplicate won the unique index.
+                let existing = self
+                    .store
+                    .message_by_sender_key(sender_id, &key)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::internal(anyhow::anyhow!("idempotency row vanished"))
+                    })?;
+                self.idempotency
+                    .complete(sender_id, &key, &existing.id)
+                    .await;
+                self.replay(existing, &chat_id, &content.0).await
+            }
+            Err(err) => {
+                if claim == Claim::Acquired {
+                    self.idempotency.release(sender_id, &key).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Answers a repeated key with the original message, if it matches.
+    async fn replay(
+        &self,
+        existing: Message,
+        chat_id: &str,
+        content: &str,
+    ) -> AppResult<MessageView> {
+        if existing.chat_id != chat_id || existing.content != content {
+            return Err(AppError::FailedPrecondition(
+                "idempotency_key: already used for a different message".into(),
+            ));
+        }
+        let members = self.store.members(chat_id).await?;
+        let status = Status::of(&members, &existing.sender_id, existing.seq);
+        Ok(MessageView {
+            message: existing,
+            status,
+        })
+    }
+
+    async fn append(
+        &self,
+        sender_id: &str,
+        chat_id: &str,
+        content: String,
+        key: Option<String>,
+    ) -> AppResult<MessageView> {
+        let sender = self
+            .store
+            .user_by_id(sender_id)
+            .await?
+            .ok_or_else(|| AppError::Unauthenticated("user no longer exists".into()))?;
+        let new = NewMessage {
+            id: new_id(),
+            chat_id: chat_id.to_owned(),
+            sender_id: sender_id.to_owned(),
+            idempotency_key: key,
+            content,
+            created_at: now_micros(),
+        };
+        let message = self.store.append_message(new).await.map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::AlreadyExists {
+                field: "idempotency_key",
+                message: "already used".into(),
+            },
+            other => other.into(),
+        })?;
+        tracing::debug!(chat_id, seq = message.seq, "message stored");
+        self.hub.publish(Arc::new(Event::Message {
+            message: message.clone(),
+            sender_username: sender.username,
+        }));
+        Ok(MessageView {
+            message,
+            status: Status::Sent,
+        })
+    }
+
+    /// History: a page (newest first) or a seq cursor. Returns the messages
+    /// and the chat's message count.
+    pub async fn list(
+        &self,
+        caller: &str,
+        chat_id: &str,
+        page: i32,
+        limit: i32,
+        before_seq: i64,
+        after_seq: i64,
+    ) -> AppResult<(Vec<MessageView>, i64)> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        if before_seq < 0 {
+            return Err(AppError::invalid("before_seq", "must not be negative"));
+        }
+        if after_seq < 0 {
+            return Err(AppError::invalid("after_seq", "must not be negative"));
+        }
+        if before_seq > 0 && after_seq > 0 {
+            return Err(AppError::invalid(
+                "before_seq",
+                "cannot be combined with after_seq",
+            ));
+        }
+        let (chat, _) = self
+            .store
+            .chat_for_member(&chat_id, caller)
+            .await?
+            .ok_or(AppError::NotFound("chat"))?;
+        let limit = clamp_limit(limit, 50);
+        let window = if before_seq > 0 {
+            Window::Before(before_seq)
+        } else if after_seq > 0 {
+            Window::After(after_seq)
+        } else {
+            let page = i64::from(page.max(1));
+            Window::Newest {
+                offset: (page - 1).saturating_mul(limit) as u64,
+            }
+        };
+        let messages = self.store.messages(&chat_id, window, limit as u64).await?;
+        let members = self.store.members(&chat_id).await?;
+        let views = messages
+            .into_iter()
+            .map(|message| MessageView {
+                status: Status::of(&members, &message.sender_id, message.seq),
+                message,
+            })
+            .collect();
+        // Messages are never deleted, so the last seq is the count.
+        Ok((views, chat.last_seq))
+    }
+
+    /// Moves the caller's delivered (or read) watermark up to this message.
+    pub async fn update_status(
+        &self,
+        caller: &str,
+        message_id: &str,
+        status: &str,
+    ) -> AppResult<Status> {
+        let message_id = parse_id("message_id", message_id)?;
+        let status = Status::parse(status)?;
+        let message = self
+            .store
+            .message_by_id(&message_id)
+            .await?
+            .ok_or(AppError::NotFound("message"))?;
+        self.require_member(&message.chat_id, caller)
+            .await
+            .map_err(|_| AppError::NotFound("message"))?;
+        match status {
+            Status::Sent => {}
+            Status::Delivered => {
+                self.store
+                    .raise_watermarks(&message.chat_id, caller, message.seq, false)
+                    .await?
+            }
+            Status::Read => {
+                self.store
+                    .raise_watermarks(&message.chat_id, caller, message.seq, true)
+                    .await?
+            }
+        }
+        Ok(status)
+    }
+
+    /// Opens a live stream of a chat's messages (see [`stream`]).
+    pub async fn subscribe(
+        &self,
+        caller: &str,
+        chat_id: &str,
+        after_seq: i64,
+        expires_at: std::time::SystemTime,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> AppResult<ChatStream> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        if after_seq < 0 {
+            return Err(AppError::invalid("after_seq", "must not be negative"));
+        }
+        self.require_member(&chat_id, caller).await?;
+        stream::open(self.clone(), chat_id, after_seq, expires_at, shutdown).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(user: &str, delivered: i64, read: i64) -> Member {
+        Member {
+            chat_id: "c".into(),
+            user_id: user.into(),
+            joined_at: 0,
+            delivered_seq: delivered,
+            read_seq: read,
+        }
+    }
+
+    #[test]
+    fn content_rules() {
+        assert!(Content::parse(String::new()).is_err());
+        assert!(Content::parse(" \n\t ".into()).is_err());
+        assert!(Content::parse("a\0b".into()).is_err());
+        assert!(Content::parse("é".repeat(4096)).is_ok());
+        assert!(Content::parse("é".repeat(4097)).is_err());
+        let kept = Content::parse("  padded\r\n ".into()).unwrap();
+        assert_eq!(kept.0, "  padded\r\n ");
+    }
+
+    #[test]
+    fn status_needs_every_other_member() {
+        let members = [member("a", 5, 5), member("b", 5, 3), member("c", 4, 4)];
+        assert_eq!(Status::of(&members, "a", 3), Status::Read);
+        assert_eq!(Status::of(&members, "a", 4), Status::Delivered);
+        assert_eq!(Status::of(&members, "a", 5), Status::Sent);
+        // The sender's own watermark does not count: c lags, but c sent it.
+        assert_eq!(Status::of(&members, "c", 5), Status::Delivered);
+        assert_eq!(Status::of(&members, "a", 6), Status::Sent);
+        assert_eq!(Status::of(&[member("a", 0, 0)], "a", 1), Status::Sent);
+    }
+
+    #[test]
+    fn status_names() {
+        assert_eq!(Status::parse("read").unwrap(), Status::Read);
+        assert!(Status::parse("SEEN").is_err());
+        assert_eq!(Status::Delivered.as_str(), "DELIVERED");
+    }
+}

@@ -1,0 +1,222 @@
+//! Chats and their members.
+
+use sea_orm::sea_query::{Expr, Order};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+};
+
+use super::entities::{chat, chat_member, message, user};
+use super::{Store, StoreError, StoreResult, now_micros};
+
+pub use chat::Model as Chat;
+pub use chat_member::Model as Member;
+
+/// The key that makes a direct chat between two people unique, whichever of
+/// them opens it.
+pub fn direct_key(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a}:{b}")
+    } else {
+        format!("{b}:{a}")
+    }
+}
+
+fn member(chat_id: &str, user_id: &str, now: i64) -> chat_member::ActiveModel {
+    Member {
+        chat_id: chat_id.to_owned(),
+        user_id: user_id.to_owned(),
+        joined_at: now,
+        delivered_seq: 0,
+        read_seq: 0,
+    }
+    .into_active_model()
+}
+
+impl Store {
+    /// Creates a chat and its members in one transaction (the chat row first,
+    /// so the transaction starts with a write). For a direct chat whose pair
+    /// already has one, returns the existing chat instead.
+    pub async fn create_chat(&self, chat: Chat, member_ids: &[String]) -> StoreResult<Chat> {
+        let txn = self.conn().begin().await?;
+        let inserted = chat.clone().into_active_model().insert(&txn).await;
+        let chat = match inserted {
+            Ok(chat) => chat,
+            Err(err) => {
+                let err = StoreError::from(err);
+                txn.rollback().await?;
+                if let (StoreError::Conflict(_), Some(key)) = (&err, &chat.direct_key)
+                    && let Some(existing) = self.direct_chat(key).await?
+                {
+                    return Ok(existing);
+                }
+                return Err(err);
+            }
+        };
+        let now = chat.created_at;
+        chat_member::Entity::insert_many(member_ids.iter().map(|id| member(&chat.id, id, now)))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(chat)
+    }
+
+    pub async fn direct_chat(&self, key: &str) -> StoreResult<Option<Chat>> {
+        Ok(chat::Entity::find()
+            .filter(chat::Column::DirectKey.eq(key))
+            .one(self.conn())
+            .await?)
+    }
+
+    pub async fn chat_by_id(&self, chat_id: &str) -> StoreResult<Option<Chat>> {
+        Ok(chat::Entity::find_by_id(chat_id.to_owned())
+            .one(self.conn())
+            .await?)
+    }
+
+    /// The caller's membership row, or `None` when not a member (or no chat).
+    pub async fn membership(&self, chat_id: &str, user_id: &str) -> StoreResult<Option<Member>> {
+        Ok(
+            chat_member::Entity::find_by_id((chat_id.to_owned(), user_id.to_owned()))
+                .one(self.conn())
+                .await?,
+        )
+    }
+
+    /// The chat, if `user_id` is one of its members.
+    pub async fn chat_for_member(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<(Chat, Member)>> {
+        let Some(m) = self.membership(chat_id, user_id).await? else {
+            return Ok(None);
+        };
+        Ok(self.chat_by_id(chat_id).await?.map(|c| (c, m)))
+    }
+
+    /// Membership rows of a chat (with watermarks).
+    pub async fn members(&self, chat_id: &str) -> StoreResult<Vec<Member>> {
+        Ok(chat_member::Entity::find()
+            .filter(chat_member::Column::ChatId.eq(chat_id))
+            .all(self.conn())
+            .await?)
+    }
+
+    /// Members of several chats with their user rows, in one query.
+    pub async fn members_with_users(
+        &self,
+        chat_ids: &[String],
+    ) -> StoreResult<Vec<(Member, user::Model)>> {
+        if chat_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = chat_member::Entity::find()
+            .filter(chat_member::Column::ChatId.is_in(chat_ids.iter().cloned()))
+            .order_by_asc(chat_member::Column::JoinedAt)
+            .find_also_related(user::Entity)
+            .all(self.conn())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(m, u)| u.map(|u| (m, u)))
+            .collect())
+    }
+
+    /// One page of a user's chats, most recently active first, and how many
+    /// chats the user has in all.
+    pub async fn chats_of_user(
+        &self,
+        user_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(Vec<(Chat, Member)>, u64)> {
+        let base = chat::Entity::find()
+            .join(JoinType::InnerJoin, chat::Relation::Members.def())
+            .filter(chat_member::Column::UserId.eq(user_id));
+        let total = base.clone().count(self.conn()).await?;
+        let chats = base
+            .order_by(chat::Column::LastActivityAt, Order::Desc)
+            .order_by(chat::Column::Id, Order::Desc)
+            .offset(offset)
+            .limit(limit)
+            .all(self.conn())
+            .await?;
+        let ids: Vec<String> = chats.iter().map(|c| c.id.clone()).collect();
+        let mut mine = if ids.is_empty() {
+            Vec::new()
+        } else {
+            chat_member::Entity::find()
+                .filter(chat_member::Column::UserId.eq(user_id))
+                .filter(chat_member::Column::ChatId.is_in(ids))
+                .all(self.conn())
+                .await?
+        };
+        let out = chats
+            .into_iter()
+            .filter_map(|c| {
+                let i = mine.iter().position(|m| m.chat_id == c.id)?;
+                Some((c, mine.swap_remove(i)))
+            })
+            .collect();
+        Ok((out, total))
+    }
+
+    /// The newest message of each given chat (`(chat_id, last_seq)` pairs).
+    pub async fn last_messages(&self, chats: &[(String, i64)]) -> StoreResult<Vec<message::Model>> {
+        let mut cond = Condition::any();
+        let mut any = false;
+        for (chat_id, seq) in chats.iter().filter(|(_, seq)| *seq > 0) {
+            any = true;
+            cond = cond.add(
+                Condition::all()
+                    .add(message::Column::ChatId.eq(chat_id.as_str()))
+                    .add(message::Column::Seq.eq(*seq)),
+            );
+        }
+        if !any {
+            return Ok(Vec::new());
+        }
+        Ok(message::Entity::find()
+            .filter(cond)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// Moves a member's watermarks up to `seq`; never moves them down.
+    /// `read` also implies delivered.
+    pub async fn raise_watermarks(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        seq: i64,
+        read: bool,
+    ) -> StoreResult<()> {
+        let now_key = (chat_id.to_owned(), user_id.to_owned());
+        let filter = || {
+            Condition::all()
+                .add(chat_member::Column::ChatId.eq(now_key.0.as_str()))
+                .add(chat_member::Column::UserId.eq(now_key.1.as_str()))
+        };
+        chat_member::Entity::update_many()
+            .col_expr(chat_member::Column::DeliveredSeq, Expr::value(seq))
+            .filter(filter())
+            .filter(chat_member::Column::DeliveredSeq.lt(seq))
+            .exec(self.conn())
+            .await?;
+        if read {
+            chat_member::Entity::update_many()
+                .col_expr(chat_member::Column::ReadSeq, Expr::value(seq))
+                .filter(filter())
+                .filter(chat_member::Column::ReadSeq.lt(seq))
+                .exec(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Time for [`Chat::last_activity_at`] and friends.
+    pub fn now(&self) -> i64 {
+        now_micros()
+    }
+}

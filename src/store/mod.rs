@@ -1,0 +1,144 @@
+//! Storage: the only module that speaks SeaORM.
+//!
+//! Everything above this module sees plain models and [`StoreError`]; nothing in
+//! a request path knows whether the backend is PostgreSQL or SQLite.
+
+pub mod chats;
+pub mod entities;
+pub mod messages;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr};
+
+/// What went wrong in storage, sorted by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now (down, pool exhausted, I/O).
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] DbErr),
+    /// A unique index refused the write; the string is the database's text,
+    /// which names the index or columns.
+    #[error("unique constraint violated: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Other(DbErr),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(text)) = err.sql_err() {
+            return StoreError::Conflict(text);
+        }
+        if is_unavailable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Other(err)
+        }
+    }
+}
+
+fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                Sqlx::Io(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed
+                | Sqlx::Protocol(_)
+                | Sqlx::Tls(_) => true,
+                // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout, and
+                // Postgres admin shutdown / cannot-connect-now classes.
+                Sqlx::Database(db) => matches!(
+                    db.code().as_deref(),
+                    Some("5") | Some("6") | Some("57P01") | Some("57P02") | Some("57P03")
+                ),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The database handle. Cheap to clone (a pool inside).
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `database_url`, or to the embedded SQLite file in
+    /// `data_dir` when there is none, and brings the schema up to date.
+    pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Store> {
+        let db = match database_url {
+            Some(url) => {
+                let mut opts = ConnectOptions::new(url.to_owned());
+                opts.max_connections(32)
+                    .min_connections(1)
+                    .connect_timeout(Duration::from_secs(5))
+                    .acquire_timeout(Duration::from_secs(5))
+                    .sqlx_logging(false);
+                Database::connect(opts).await?
+            }
+            None => {
+                std::fs::create_dir_all(data_dir)?;
+                let path = data_dir.join("tidings.db");
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let mut opts = ConnectOptions::new(url);
+                // SQLite takes one writer at a time: WAL lets readers go on
+                // beside it, and the busy timeout makes writers queue instead
+                // of failing. Every write transaction starts with a write so
+                // it never has to upgrade a read lock (which would fail fast).
+                opts.max_connections(4)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .sqlx_logging(false)
+                    .map_sqlx_sqlite_opts(|o| {
+                        o.journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal)
+                            .busy_timeout(Duration::from_secs(10))
+                            .foreign_keys(true)
+                    });
+                Database::connect(opts).await?
+            }
+        };
+        Migrator::up(&db, None).await?;
+        Ok(Store { db })
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.db.execute_unprepared("SELECT 1").await?;
+        Ok(())
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}
+
+/// Microseconds since the Unix epoch: how every timestamp is stored.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// A new time-ordered id (UUIDv7, hyphenated).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,218 @@
+//! Users: registration, login, profiles and tokens.
+
+use crate::auth::{Passwords, Tokens};
+use crate::error::{AppError, AppResult};
+use crate::store::users::User;
+use crate::store::{Store, StoreError, new_id, now_micros};
+
+/// A username: 3–32 of `[A-Za-z0-9_.-]`, unique case-insensitively.
+#[derive(Debug, Clone)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> AppResult<Username> {
+        let ok_len = (3..=32).contains(&raw.len());
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok_len && ok_chars {
+            Ok(Username(raw.to_owned()))
+        } else {
+            Err(AppError::invalid(
+                "username",
+                "must be 3 to 32 characters of A-Z, a-z, 0-9, '_', '.' or '-'",
+            ))
+        }
+    }
+}
+
+/// An email address, lower-cased. Deliberately simple: one `@`, a non-empty
+/// local part, a dotted domain, no spaces or control characters.
+#[derive(Debug, Clone)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> AppResult<Email> {
+        let bad = || AppError::invalid("email", "must be a valid email address");
+        if raw.is_empty() {
+            return Err(AppError::invalid("email", "is required"));
+        }
+        if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = raw.split_once('@').ok_or_else(bad)?;
+        let domain_ok = !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..");
+        if local.is_empty() || local.len() > 64 || !domain_ok {
+            return Err(bad());
+        }
+        Ok(Email(raw.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password: 8–128 bytes.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> AppResult<Password> {
+        if (8..=128).contains(&raw.len()) {
+            Ok(Password(raw.to_owned()))
+        } else {
+            Err(AppError::invalid("password", "must be 8 to 128 bytes"))
+        }
+    }
+}
+
+/// A signed-in user with a fresh token.
+pub struct Session {
+    pub user: User,
+    pub token: String,
+    pub expires_at: std::time::SystemTime,
+}
+
+#[derive(Clone)]
+pub struct UserService {
+    store: Store,
+    passwords: Passwords,
+    tokens: Tokens,
+}
+
+const BAD_CREDENTIALS: &str = "invalid email or password";
+
+impl UserService {
+    pub fn new(store: Store, passwords: Passwords, tokens: Tokens) -> UserService {
+        UserService {
+            store,
+            passwords,
+            tokens,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> AppResult<Session> {
+        let username = Username::parse(username)?;
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let hash = self.passwords.hash(password.0).await?;
+        let user = User {
+            id: new_id(),
+            username_lower: username.0.to_lowercase(),
+            username: username.0,
+            email: email.0,
+            password_hash: hash,
+            created_at: now_micros(),
+        };
+        let user = self.store.insert_user(user).await.map_err(|e| match e {
+            StoreError::Conflict(text) if text.contains("email") => AppError::AlreadyExists {
+                field: "email",
+                message: "is already registered".into(),
+            },
+            StoreError::Conflict(_) => AppError::AlreadyExists {
+                field: "username",
+                message: "is already taken".into(),
+            },
+            other => other.into(),
+        })?;
+        tracing::info!(user_id = %user.id, "user registered");
+        self.session(user)
+    }
+
+    /// Unknown email and wrong password get the same answer after the same
+    /// amount of work.
+    pub async fn login(&self, email: &str, password: &str) -> AppResult<Session> {
+        if email.is_empty() {
+            return Err(AppError::invalid("email", "is required"));
+        }
+        if password.is_empty() {
+            return Err(AppError::invalid("password", "is required"));
+        }
+        let user = self.store.user_by_email(&email.to_lowercase()).await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.passwords.verify(password.to_owned(), hash).await?;
+        match user {
+            Some(user) if ok => self.session(user),
+            _ => Err(AppError::Unauthenticated(BAD_CREDENTIALS.into())),
+        }
+    }
+
+    pub async fn get(&self, user_id: &str) -> AppResult<User> {
+        if user_id.is_empty() {
+            return Err(AppError::invalid("user_id", "is required"));
+        }
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AppError::NotFound("user"))
+    }
+
+    /// The caller's own row; a token whose user no longer exists is refused.
+    pub async fn me(&self, user_id: &str) -> AppResult<User> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(|| AppError::Unauthenticated("user no longer exists".into()))
+    }
+
+    pub async fn refresh(&self, user_id: &str) -> AppResult<Session> {
+        let user = self.me(user_id).await?;
+        self.session(user)
+    }
+
+    fn session(&self, user: User) -> AppResult<Session> {
+        let (token, expires_at) = self.tokens.issue(&user.id)?;
+        Ok(Session {
+            user,
+            token,
+            expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        for ok in ["abc", "a.b-c_d", &"x".repeat(32), "ABC123"] {
+            assert!(Username::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "ab", &"x".repeat(33), "a b", "ümlaut", "a/b", "a\0b"] {
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        assert_eq!(
+            Email::parse("Alice@Example.COM").unwrap().as_str(),
+            "alice@example.com"
+        );
+        for bad in [
+            "", "a", "a@", "@b.c", "a@b", "a@@b.c", "a b@c.d", "a@b..c", "a@.b.c",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn password_bounds_are_bytes() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse(&"p".repeat(128)).is_ok());
+        assert!(Password::parse(&"p".repeat(129)).is_err());
+        // 4 characters, 16 bytes.
+        assert!(Password::parse("😀😀😀😀").is_ok());
+    }
+}
