@@ -1,0 +1,15 @@
+//! The integration suite: one binary, every case on both backends
+//! (`<case>::sqlite` embedded, `<case>::postgres` with Postgres + Redis from
+//! TEST_DATABASE_URL / TEST_REDIS_URL). See helpers.rs for the harness.
+
+#[macro_use]
+mod helpers;
+
+mod auth;
+mod chats;
+mod compat;
+mod grpc_web;
+mod idempotency;
+mod messages;
+mod streaming;
+mod users;
