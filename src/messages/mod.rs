@@ -289,6 +289,7 @@ impl MessageService {
             other => other.into(),
         })?;
         tracing::debug!(chat_id, seq = message.seq, "message stored");
+        metrics::counter!(crate::metrics::MESSAGES).increment(1);
         self.realtime.publish(Event::Message(MessageEvent {
             id: message.id.clone(),
             chat_id: message.chat_id.clone(),

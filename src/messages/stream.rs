@@ -68,6 +68,7 @@ pub(super) async fn open(
         tx,
     };
     tokio::spawn(async move {
+        let _gauge = crate::metrics::StreamGauge::open("chat");
         realtime.stream_opened(&user_id).await;
         let deadline = crate::realtime::user_stream::deadline(expires_at);
         let end: Result<(), Stop> = async {
@@ -93,6 +94,7 @@ pub(super) async fn open(
                     Ok(event) => forwarder.on_event(&event).await?,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         realtime.hub.note_lag();
+                        metrics::counter!(crate::metrics::STREAM_LAGS).increment(1);
                         tracing::debug!(chat_id = %forwarder.chat_id, missed, "stream lagged; catching up from storage");
                         forwarder.catch_up(i64::MAX).await?;
                     }
@@ -148,6 +150,7 @@ impl Forwarder {
                 // committed in order), deliver anyway rather than hold back.
                 if self.tracker.decide(m.seq) != Decision::Skip {
                     self.send(m.clone(), Status::Sent).await?;
+                    crate::metrics::delivered(m.created_at, true);
                 }
                 Ok(())
             }
@@ -168,8 +171,10 @@ impl Forwarder {
             if page.is_empty() {
                 return Ok(());
             }
+            metrics::counter!(crate::metrics::GAP_FILLS).increment(1);
             for (message, status) in page {
                 if self.tracker.decide(message.seq) != Decision::Skip {
+                    crate::metrics::delivered(message.created_at, false);
                     self.send(message, status).await?;
                 }
             }

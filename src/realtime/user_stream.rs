@@ -142,6 +142,7 @@ pub async fn open(
     }
 
     tokio::spawn(async move {
+        let _gauge = crate::metrics::StreamGauge::open("user");
         realtime.stream_opened(&user_id).await;
         let end = stream
             .run(feed, resume, expires_at, heartbeat, shutdown)
@@ -230,6 +231,7 @@ impl Forwarder {
                     Ok(event) => self.on_chat_event(&chat_id, &event).await?,
                     Err(_) => {
                         self.realtime.hub.note_lag();
+                        metrics::counter!(crate::metrics::STREAM_LAGS).increment(1);
                         self.catch_up(&chat_id, i64::MAX).await?
                     }
                 },
@@ -325,6 +327,7 @@ impl Forwarder {
                     .is_some_and(|t| t.decide(m.seq) != Decision::Skip)
                 {
                     self.send(m.clone(), Status::Sent).await?;
+                    crate::metrics::delivered(m.created_at, true);
                 }
                 Ok(())
             }
@@ -414,12 +417,14 @@ impl Forwarder {
             if page.is_empty() {
                 return Ok(());
             }
+            metrics::counter!(crate::metrics::GAP_FILLS).increment(1);
             for (message, status) in page {
                 if self
                     .trackers
                     .get(chat_id)
                     .is_some_and(|t| t.decide(message.seq) != Decision::Skip)
                 {
+                    crate::metrics::delivered(message.created_at, false);
                     self.send(message, status).await?;
                 }
             }
