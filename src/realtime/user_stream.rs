@@ -129,8 +129,19 @@ pub async fn open(
         delivered: HashMap::new(),
         tx,
     };
+    // Live first: follow every chat, then read where each chat stands, so a
+    // message committed in between is either at or below that point (and
+    // replayed or skipped by the cursor rule) or arrives live.
+    for (chat_id, _) in &memberships {
+        stream.follow(chat_id, 0);
+    }
+    let standing = realtime.store().chat_ids_of_user(&user_id).await?;
     let mut resume = Vec::new();
-    for (chat_id, last_seq) in memberships {
+    for (chat_id, last_seq) in standing {
+        if !stream.trackers.contains_key(&chat_id) {
+            // Joined between the two reads: its ChatAdded event is on the feed.
+            continue;
+        }
         let from = match cursors.get(&chat_id) {
             Some(after) => {
                 resume.push((chat_id.clone(), last_seq));
@@ -138,9 +149,8 @@ pub async fn open(
             }
             None => last_seq,
         };
-        stream.follow(&chat_id, from);
+        stream.trackers.insert(chat_id, SeqTracker::after(from));
     }
-
     tokio::spawn(async move {
         let _gauge = crate::metrics::StreamGauge::open("user");
         realtime.stream_opened(&user_id).await;
