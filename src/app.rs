@@ -21,9 +21,12 @@ use crate::grpc;
 use crate::idempotency::IdempotencyCache;
 use crate::messages::MessageService;
 use crate::proto::chats_service_server::ChatsServiceServer;
+use crate::proto::events_service_server::EventsServiceServer;
 use crate::proto::messages_service_server::MessagesServiceServer;
 use crate::proto::users_service_server::UsersServiceServer;
-use crate::realtime::Hub;
+use crate::realtime::broker::Broker;
+use crate::realtime::presence::Presence;
+use crate::realtime::{Hub, Realtime};
 use crate::store::Store;
 use crate::users::UserService;
 
@@ -32,6 +35,10 @@ use crate::users::UserService;
 pub struct AppState {
     pub store: Store,
     pub hub: Hub,
+    pub realtime: Realtime,
+    /// This process's id among the nodes sharing Redis.
+    pub node_id: String,
+    pub heartbeat: Duration,
     pub tokens: Tokens,
     pub users: UserService,
     pub chats: ChatService,
@@ -39,6 +46,8 @@ pub struct AppState {
     pub redis: Option<deadpool_redis::Pool>,
     /// Cancelled on shutdown; every stream watches it.
     pub shutdown: CancellationToken,
+    /// Storage / Redis reachability as last probed.
+    pub health: crate::health::Health,
 }
 
 pub struct Application {
@@ -47,6 +56,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     grace: Duration,
+    serve: crate::server::ServeOptions,
 }
 
 impl Application {
@@ -55,6 +65,8 @@ impl Application {
     ///
     /// [`local_addr`]: Application::local_addr
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // Install the metrics recorder before anything records.
+        crate::metrics::handle();
         let embedded = config.database_url.is_none();
         let secret = load_secret(config.jwt_secret.as_deref(), embedded, &config.data_dir)?;
         let tokens = Tokens::new(&secret, config.token_ttl)?;
@@ -76,20 +88,50 @@ impl Application {
             None => IdempotencyCache::local(config.idempotency_ttl),
         };
 
-        let hub = Hub::default();
+        let hub = Hub::with_capacity(config.hub_capacity);
+        let shutdown = CancellationToken::new();
+        let node_id = uuid::Uuid::new_v4().simple().to_string();
+        let (broker, presence) = match (&redis, &config.redis_url) {
+            (Some(pool), Some(url)) => {
+                let broker = Broker::start(
+                    url,
+                    pool.clone(),
+                    &config.redis_key_prefix,
+                    node_id.clone(),
+                    hub.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .context("subscribing to Redis for cross-node fan-out")?;
+                let presence = Presence::redis(pool.clone(), &config.redis_key_prefix, &node_id);
+                (Some(broker), presence)
+            }
+            _ => (None, Presence::local()),
+        };
+        let realtime = Realtime::new(hub.clone(), broker, presence, store.clone());
+        realtime.spawn_upkeep(shutdown.clone());
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let state = AppState {
             users: UserService::new(store.clone(), Passwords::new(workers), tokens.clone()),
-            chats: ChatService::new(store.clone()),
-            messages: MessageService::new(store.clone(), hub.clone(), idempotency),
+            chats: ChatService::new(store.clone(), realtime.clone()),
+            messages: MessageService::new(store.clone(), realtime.clone(), idempotency),
             store,
             hub,
+            realtime,
+            node_id,
+            heartbeat: config.heartbeat_interval,
             tokens,
+            health: crate::health::Health::default(),
             redis,
-            shutdown: CancellationToken::new(),
+            shutdown,
         };
 
-        let router = router(&state, &config).await?;
+        let (router, reporter) = router(&state, &config).await?;
+        crate::health::spawn_probe(state.clone(), reporter, config.health_interval);
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::server::tls_acceptor(cert, key)?),
+            _ => None,
+        };
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
@@ -100,6 +142,11 @@ impl Application {
             router,
             state,
             grace: config.shutdown_grace,
+            serve: crate::server::ServeOptions {
+                tls,
+                keepalive: config.http2_keepalive,
+                header_read_timeout: config.header_read_timeout,
+            },
         })
     }
 
@@ -125,14 +172,12 @@ impl Application {
             router,
             state,
             grace,
+            serve,
         } = self;
-        tracing::info!(%addr, "listening (gRPC, gRPC-Web and web client)");
+        let scheme = if serve.tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, %scheme, "listening (gRPC, gRPC-Web and web client)");
         let token = state.shutdown.clone();
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.clone().cancelled_owned());
+        let serve = crate::server::serve(listener, router, serve, token.clone());
         let grace_expired = async {
             token.cancelled().await;
             tokio::time::sleep(grace).await;
@@ -165,7 +210,10 @@ async fn connect_redis(url: &str) -> anyhow::Result<deadpool_redis::Pool> {
 /// gRPC-Web translation wraps only the gRPC routes, so plain HTTP/1.1 page
 /// loads are not refused as bad gRPC-Web; CORS sits outside everything so a
 /// preflight never reaches a service.
-async fn router(state: &AppState, config: &Config) -> anyhow::Result<Router> {
+async fn router(
+    state: &AppState,
+    config: &Config,
+) -> anyhow::Result<(Router, tonic_health::server::HealthReporter)> {
     let limit = config.max_request_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -176,6 +224,9 @@ async fn router(state: &AppState, config: &Config) -> anyhow::Result<Router> {
         .await;
     health
         .set_serving::<MessagesServiceServer<grpc::messages::Messages>>()
+        .await;
+    health
+        .set_serving::<EventsServiceServer<grpc::events::Events>>()
         .await;
 
     let grpc = tonic::service::Routes::new(
@@ -188,13 +239,34 @@ async fn router(state: &AppState, config: &Config) -> anyhow::Result<Router> {
         MessagesServiceServer::new(grpc::messages::Messages(state.clone()))
             .max_decoding_message_size(limit),
     )
+    .add_service(
+        EventsServiceServer::new(grpc::events::Events(state.clone()))
+            .max_decoding_message_size(limit),
+    )
     .add_service(health_service)
+    .add_service(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?,
+    )
+    .add_service(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?,
+    )
     .into_axum_router()
+    // Inside gRPC-Web translation, so it sees real gRPC trailers.
+    .layer(axum::middleware::from_fn(crate::metrics::record_grpc))
     .layer(tonic_web::GrpcWebLayer::new());
 
     let request_id = HeaderName::from_static("x-request-id");
     let mut app = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(crate::health::readyz))
+        .route("/metrics", axum::routing::get(crate::health::metrics))
+        .with_state(state.clone())
         .merge(grpc)
         // Replaces the gRPC router's fallback: unknown gRPC methods still get
         // UNIMPLEMENTED (see web::fallback), everything else the web client.
@@ -214,7 +286,7 @@ async fn router(state: &AppState, config: &Config) -> anyhow::Result<Router> {
     if let Some(cors) = cors(&config.cors_origins)? {
         app = app.layer(cors);
     }
-    Ok(app)
+    Ok((app, health))
 }
 
 fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {

@@ -4,13 +4,48 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// The command line: `tidings [OPTIONS] [serve | migrate up|down|status]`.
+/// Every option is also an environment variable (shown in `--help`).
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default). Migrations run at start-up.
+    Serve,
+    /// Manage the database schema without starting the server.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the most recent migrations.
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether each is applied.
+    Status,
 }
 
 /// Tidings: a real-time chat server. Native gRPC, gRPC-Web and the web client
@@ -70,6 +105,37 @@ pub struct Config {
     #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = 64 * 1024)]
     pub max_request_bytes: usize,
 
+    /// How often the user stream sends a heartbeat frame (keeps proxies and
+    /// browsers from closing an idle stream).
+    #[arg(long, env = "HEARTBEAT_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Events buffered per chat for live streams. A stream further behind
+    /// catches up from storage instead (nothing is lost, it costs a query).
+    #[arg(long, env = "HUB_CAPACITY", default_value_t = crate::realtime::hub::CHANNEL_CAPACITY)]
+    pub hub_capacity: usize,
+
+    /// PEM certificate chain; with --tls-key, serves TLS (ALPN h2 and
+    /// http/1.1) instead of cleartext.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// HTTP/2 keep-alive ping interval for idle connections.
+    #[arg(long, env = "HTTP2_KEEPALIVE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive: Duration,
+
+    /// How long an HTTP/1.1 client may take to send its request headers.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How often storage and Redis are probed for health and readiness.
+    #[arg(long, env = "HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
+
     /// How long in-flight calls get to finish after SIGTERM / Ctrl-C.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -93,6 +159,13 @@ impl Config {
             log_format: LogFormat::Text,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             max_request_bytes: 64 * 1024,
+            heartbeat_interval: Duration::from_secs(25),
+            hub_capacity: crate::realtime::hub::CHANNEL_CAPACITY,
+            tls_cert: None,
+            tls_key: None,
+            http2_keepalive: Duration::from_secs(20),
+            header_read_timeout: Duration::from_secs(10),
+            health_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
         }
     }

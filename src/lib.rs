@@ -12,6 +12,8 @@
 //! - [`realtime`]: the hub that fans events out to live streams.
 //! - [`store`]: SeaORM entities and queries, the only SQL-speaking module.
 //! - [`web`]: the embedded web client with an SPA fallback.
+//! - [`server`]: the accept loop (TLS, HTTP/2 keep-alive, graceful stop).
+//! - [`health`], [`metrics`]: health, readiness and Prometheus metrics.
 
 pub mod app;
 pub mod auth;
@@ -19,9 +21,12 @@ pub mod chats;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod idempotency;
 pub mod messages;
+pub mod metrics;
 pub mod realtime;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod users;

@@ -1,19 +1,40 @@
 use clap::Parser as _;
 use tidings::app::Application;
-use tidings::config::Config;
+use tidings::config::{Cli, Command, MigrateAction};
+use tidings::store::Store;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let cli = Cli::parse();
+    let config = cli.config;
     tidings::telemetry::init(&config.log_level, config.log_format);
-    let app = Application::build(config).await?;
-    let token = app.shutdown_token();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested");
-        token.cancel();
-    });
-    app.run().await
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            let token = app.shutdown_token();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutdown requested");
+                token.cancel();
+            });
+            app.run().await
+        }
+        Command::Migrate { action } => {
+            let store = Store::open(config.database_url.as_deref(), &config.data_dir).await?;
+            match action {
+                MigrateAction::Up => store.migrate_up().await?,
+                MigrateAction::Down { steps } => store.migrate_down(steps).await?,
+                MigrateAction::Status => {
+                    for (name, applied) in store.migration_status().await? {
+                        let state = if applied { "applied" } else { "pending" };
+                        println!("{name}\t{state}");
+                    }
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {

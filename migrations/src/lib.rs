@@ -1,6 +1,7 @@
 //! Schema migrations for Tidings. They run at server start-up on both backends
 //! (PostgreSQL and SQLite), so every statement here sticks to what both accept.
 
+pub use sea_orm_migration::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_initial;

@@ -79,6 +79,13 @@ impl Store {
     /// Connects to `database_url`, or to the embedded SQLite file in
     /// `data_dir` when there is none, and brings the schema up to date.
     pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Store> {
+        let store = Store::open(database_url, data_dir).await?;
+        Migrator::up(&store.db, None).await?;
+        Ok(store)
+    }
+
+    /// Connects without touching the schema (for `tidings migrate`).
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Store> {
         let db = match database_url {
             Some(url) => {
                 let mut opts = ConnectOptions::new(url.to_owned());
@@ -111,8 +118,27 @@ impl Store {
                 Database::connect(opts).await?
             }
         };
-        Migrator::up(&db, None).await?;
         Ok(Store { db })
+    }
+
+    pub async fn migrate_up(&self) -> anyhow::Result<()> {
+        Ok(Migrator::up(&self.db, None).await?)
+    }
+
+    pub async fn migrate_down(&self, steps: u32) -> anyhow::Result<()> {
+        Ok(Migrator::down(&self.db, Some(steps)).await?)
+    }
+
+    /// Every known migration and whether it is applied.
+    pub async fn migration_status(&self) -> anyhow::Result<Vec<(String, bool)>> {
+        let all = Migrator::get_migration_with_status(&self.db).await?;
+        Ok(all
+            .into_iter()
+            .map(|m| {
+                let applied = matches!(m.status(), migration::MigrationStatus::Applied);
+                (m.name().to_owned(), applied)
+            })
+            .collect())
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -123,6 +149,21 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         self.db.execute_unprepared("SELECT 1").await?;
         Ok(())
+    }
+
+    /// Open and idle connections of the pool.
+    pub fn pool_stats(&self) -> Option<(u32, usize)> {
+        match self.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                Some((pool.size(), pool.num_idle()))
+            }
+            sea_orm::DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                Some((pool.size(), pool.num_idle()))
+            }
+            _ => None,
+        }
     }
 
     pub async fn close(self) {
