@@ -11,5 +11,8 @@ mod compat;
 mod grpc_web;
 mod idempotency;
 mod messages;
+mod multinode;
+mod ops;
+mod realtime;
 mod streaming;
 mod users;
