@@ -53,6 +53,7 @@ pub struct Backoff {
     step: Duration,
     initial: Duration,
     max: Duration,
+    failures: u32,
 }
 
 impl Default for Backoff {
@@ -67,11 +68,13 @@ impl Backoff {
             step: initial,
             initial,
             max,
+            failures: 0,
         }
     }
 
     /// The wait before the next try.
     pub fn next_delay(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
         let step = self.step;
         self.step = (self.step * 2).min(self.max);
         let half = step / 2;
@@ -81,6 +84,19 @@ impl Backoff {
     /// After a success: the next failure starts again from the shortest wait.
     pub fn reset(&mut self) {
         self.step = self.initial;
+        self.failures = 0;
+    }
+
+    /// Failures since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Whether this failure is worth telling the person about: the first of
+    /// a streak, then every tenth, so a long outage does not flood the
+    /// screen.
+    pub fn worth_reporting(&self) -> bool {
+        self.failures <= 1 || self.failures.is_multiple_of(10)
     }
 }
 

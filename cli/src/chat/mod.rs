@@ -65,12 +65,12 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> anyhow::Result<()> {
 
     let (ui, inputs) = Ui::start("> ".into())?;
     let mut room = Room::new(&api, &chat, ui);
-    room.ui.print(format!(
-        "— {} with {} — {}",
-        chat.name,
-        room.others(),
-        "/help for help"
-    ));
+    let title = if chat.is_group {
+        format!("#{}: you, {}", chat.name, room.others())
+    } else {
+        format!("chat with {}", room.others())
+    };
+    room.ui.print(format!("— {title} — /help for help"));
     // ListMessages answers newest first.
     for m in history.iter().rev() {
         room.show(m);
@@ -104,6 +104,8 @@ struct Room {
     mine: BTreeSet<i64>,
     read_by: HashMap<String, i64>,
     typing_peers: HashSet<String>,
+    /// Last presence shown per member (a reconnect repeats the snapshot).
+    online: HashMap<String, bool>,
     pending: BTreeMap<u64, Pending>,
     next_ref: u64,
     typing_since: Option<Instant>,
@@ -131,6 +133,7 @@ impl Room {
             mine: BTreeSet::new(),
             read_by: HashMap::new(),
             typing_peers: HashSet::new(),
+            online: HashMap::new(),
             pending: BTreeMap::new(),
             next_ref: 0,
             typing_since: None,
@@ -162,13 +165,17 @@ impl Room {
         if m.seq <= self.last_seq {
             return;
         }
+        let mut m = m.clone();
+        if m.username.is_empty() {
+            m.username = self.name(&m.user_id).to_owned();
+        }
         self.last_seq = m.seq;
         if m.user_id == self.me {
             self.mine.insert(m.seq);
         } else {
             self.typing_peers.remove(&m.user_id);
         }
-        self.ui.print(chat_line(m));
+        self.ui.print(chat_line(&m));
     }
 
     async fn converse(
@@ -293,10 +300,14 @@ impl Room {
             return Err(err).context("chat session");
         }
         let delay = backoff.next_delay();
-        self.ui.print(format!(
-            "· connection lost ({err}); reconnecting in {} ms",
-            delay.as_millis()
-        ));
+        if backoff.worth_reporting() {
+            let what = if backoff.failures() <= 1 {
+                "connection lost"
+            } else {
+                "still disconnected"
+            };
+            self.ui.print(format!("· {what} ({err}); reconnecting…"));
+        }
         *retry_at = Instant::now() + delay;
         Ok(())
     }
@@ -515,9 +526,12 @@ impl Room {
             event::Kind::Presence(p)
                 if p.user_id != self.me && self.names.contains_key(&p.user_id) =>
             {
-                let state = if p.online { "online" } else { "offline" };
-                let line = format!("· {} is {state}", self.name(&p.user_id));
-                self.ui.print(line);
+                let before = self.online.insert(p.user_id.clone(), p.online);
+                if before != Some(p.online) {
+                    let state = if p.online { "online" } else { "offline" };
+                    let line = format!("· {} is {state}", self.name(&p.user_id));
+                    self.ui.print(line);
+                }
             }
             event::Kind::MemberChanged(c) if c.chat_id == self.chat_id => {
                 if let Some(user) = c.user {

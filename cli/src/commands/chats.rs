@@ -1,7 +1,7 @@
 //! chats, open, room.
 
 use anyhow::Context as _;
-use tidings::proto::{Chat, CreateChatRequest, ListChatsRequest};
+use tidings::proto::{Chat, CreateChatRequest, ListChatsRequest, Message};
 
 use crate::api::{Api, Context, call};
 use crate::args::{OpenArgs, RoomArgs};
@@ -29,7 +29,7 @@ pub async fn list(ctx: &Context) -> anyhow::Result<()> {
             let last = c
                 .last_message
                 .as_ref()
-                .map(|m| format!("{}: {}", m.username, preview(&m.content, 50)))
+                .map(|m| format!("{}: {}", sender(c, m), preview(&m.content, 50)))
                 .unwrap_or_default();
             [c.id.clone(), name, c.unread_count.to_string(), last]
         })
@@ -54,6 +54,17 @@ pub async fn list(ctx: &Context) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Who sent `m`: its username, else looked up among the chat's members.
+fn sender<'a>(chat: &'a Chat, m: &'a Message) -> &'a str {
+    if !m.username.is_empty() {
+        return &m.username;
+    }
+    chat.members
+        .iter()
+        .find(|u| u.id == m.user_id)
+        .map_or("?", |u| u.username.as_str())
 }
 
 /// Every chat of the caller, most recently active first.

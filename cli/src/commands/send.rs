@@ -63,10 +63,12 @@ pub async fn run(ctx: &Context, args: SendArgs) -> anyhow::Result<()> {
         if give_up.is_some_and(|at| tokio::time::Instant::now() + delay >= at) {
             return Err(err).context("sending: giving up");
         }
-        eprintln!(
-            "tidings-chat: send: {err}; retrying in {} ms",
-            delay.as_millis()
-        );
+        if backoff.worth_reporting() {
+            eprintln!(
+                "tidings-chat: send: {err}; retrying with the same idempotency key (attempt {})",
+                backoff.failures()
+            );
+        }
         tokio::time::sleep(delay).await;
     }
 }

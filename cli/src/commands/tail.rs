@@ -133,10 +133,12 @@ pub async fn run(ctx: &Context, args: TailArgs) -> anyhow::Result<()> {
 /// Waits out one backoff step; false when asked to stop meanwhile.
 async fn pause(backoff: &mut Backoff, stop: &mut StopSignal, err: &CliError, what: &str) -> bool {
     let delay = backoff.next_delay();
-    eprintln!(
-        "tidings-chat: tail: {what}: {err}; reconnecting in {} ms",
-        delay.as_millis()
-    );
+    if backoff.worth_reporting() {
+        eprintln!(
+            "tidings-chat: tail: {what}: {err}; reconnecting (attempt {})",
+            backoff.failures()
+        );
+    }
     tokio::select! {
         _ = tokio::time::sleep(delay) => true,
         _ = stop.recv() => false,
