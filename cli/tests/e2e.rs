@@ -354,22 +354,44 @@ async fn a_tail_cut_off_from_the_network_reconnects_and_prints_exactly_the_misse
     alice.send(&chat, "live").await;
     assert_eq!(tail.line().await, tail_line(&chat, 2, "alice", "live"));
 
+    // A chat someone opens with bob while he tails is followed at once.
+    let carol = Person::register(&server.url(), "carol").await;
+    let carol_chat = carol.run(&["open", &bob.email()]).await.trim().to_owned();
+    carol.send(&carol_chat, "hi from carol").await;
+    assert_eq!(
+        tail.line().await,
+        tail_line(&carol_chat, 1, "carol", "hi from carol")
+    );
+
     // The network goes: open connections are dropped, new ones refused.
     proxy.cut();
     tail.stderr_containing("reconnecting").await;
     for text in ["m3", "m4", "m5"] {
         alice.send(&chat, text).await;
     }
-    // It comes back: the same process resumes from its last seq.
+    // Meanwhile dave opens a chat with bob, which bob's tail has not seen.
+    let dave = Person::register(&server.url(), "dave").await;
+    let dave_chat = dave.run(&["open", &bob.email()]).await.trim().to_owned();
+    dave.send(&dave_chat, "hi from dave").await;
+
+    // It comes back: the same process resumes from its last seq per chat,
+    // and picks up the new chat from its start.
     proxy.restore();
     tail.stderr_containing("reconnected").await;
+    let lines = tail.lines(4).await;
+    let of =
+        |chat: &str| -> Vec<&String> { lines.iter().filter(|l| l.starts_with(chat)).collect() };
     assert_eq!(
-        tail.lines(3).await,
-        vec![
-            tail_line(&chat, 3, "alice", "m3"),
-            tail_line(&chat, 4, "alice", "m4"),
-            tail_line(&chat, 5, "alice", "m5"),
+        of(&chat),
+        [
+            &tail_line(&chat, 3, "alice", "m3"),
+            &tail_line(&chat, 4, "alice", "m4"),
+            &tail_line(&chat, 5, "alice", "m5"),
         ]
+    );
+    assert_eq!(
+        of(&dave_chat),
+        [&tail_line(&dave_chat, 1, "dave", "hi from dave")]
     );
     alice.send(&chat, "m6").await;
     assert_eq!(tail.line().await, tail_line(&chat, 6, "alice", "m6"));

@@ -92,6 +92,23 @@ pub async fn run(ctx: &Context, args: TailArgs) -> anyhow::Result<()> {
                 },
             }
         }
+        // Chats joined while the stream was down have no cursor yet: without
+        // one they would start live and lose what was sent meanwhile.
+        if connections > 0
+            && tail.filter.is_none()
+            && let Err(err) = tail.adopt_new_chats(&mut api).await
+        {
+            match err.downcast::<CliError>() {
+                Ok(err) if !is_final(&err) => {
+                    if !pause(&mut backoff, &mut stop, &err, "listing chats").await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(err) => return Err(err).context("listing chats"),
+                Err(err) => return Err(err),
+            }
+        }
         let opened = call(api.events.subscribe(SubscribeRequest {
             cursors: tail.request_cursors(),
         }))
@@ -254,6 +271,15 @@ impl Tail<'_> {
         if self.wanted(chat_id) && !self.cursors.contains_key(chat_id) {
             self.cursors.insert(chat_id.to_owned(), read_seq);
             self.save(chat_id, read_seq)?;
+        }
+        Ok(())
+    }
+
+    /// Gives every chat of the user without a cursor one at its read
+    /// watermark, as if its `ChatAdded` had been seen.
+    async fn adopt_new_chats(&mut self, api: &mut Api) -> anyhow::Result<()> {
+        for chat in all_chats(api).await? {
+            self.added(&chat.id, chat.read_seq)?;
         }
         Ok(())
     }
