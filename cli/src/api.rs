@@ -74,7 +74,9 @@ impl Context {
             .into());
         }
         if api.refresh_at() <= tokio::time::Instant::now() {
-            api.refresh(&self.store).await?;
+            // The old token is still valid: if the server cannot be asked
+            // now, the command goes on with it (and `send` retries as usual).
+            let _ = api.refresh(&self.store).await;
         }
         Ok(api)
     }
