@@ -1,0 +1,102 @@
+//! How things are written: plain tab-separated lines for scripts, short
+//! readable lines for people.
+
+use chrono::{DateTime, Local};
+use tidings::proto::Message;
+
+/// One `tail` line: `chat_id<TAB>seq<TAB>username<TAB>content`.
+pub fn tail_line(m: &Message) -> String {
+    format!(
+        "{}\t{}\t{}\t{}",
+        m.chat_id,
+        m.seq,
+        escape(&m.username),
+        escape(&m.content)
+    )
+}
+
+/// Keeps one message on one line and its fields apart: backslash, newline,
+/// carriage return and tab are written as `\\`, `\n`, `\r` and `\t`.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The first `max` characters of a message on one line, for listings.
+pub fn preview(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// `14:03` in local time (or the date too when it is not today).
+pub fn clock(at: Option<&prost_types::Timestamp>) -> String {
+    let Some(at) = at else {
+        return "--:--".into();
+    };
+    let Some(utc) = DateTime::from_timestamp(at.seconds, at.nanos.max(0) as u32) else {
+        return "--:--".into();
+    };
+    let local = utc.with_timezone(&Local);
+    if local.date_naive() == Local::now().date_naive() {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// One message in the interactive chat: `#12 14:03 alice: hello`. Later
+/// lines of a multi-line message are indented under the first.
+pub fn chat_line(m: &Message) -> String {
+    let head = format!("#{} {} {}: ", m.seq, clock(m.sent_at.as_ref()), m.username);
+    let indent = " ".repeat(head.chars().count());
+    let body = m.content.replace('\n', &format!("\n{indent}"));
+    format!("{head}{body}")
+}
+
+/// An error and its causes on one line: `listing chats: cannot reach ...`.
+pub fn error_chain(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_lines_keep_one_message_per_line_and_four_fields() {
+        let m = Message {
+            chat_id: "c".into(),
+            seq: 7,
+            username: "alice".into(),
+            content: "a\tb\nc\\n".into(),
+            ..Default::default()
+        };
+        let line = tail_line(&m);
+        assert_eq!(line, "c\t7\talice\ta\\tb\\nc\\\\n");
+        assert_eq!(line.split('\t').count(), 4);
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn previews_are_flat_and_cut() {
+        assert_eq!(preview("hi\nthere", 20), "hi there");
+        assert_eq!(preview("abcdef", 4), "abc…");
+    }
+}
