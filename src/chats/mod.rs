@@ -189,6 +189,28 @@ impl ChatService {
         Ok(found)
     }
 
+    /// The id of a group room the caller is a member of; a direct chat is
+    /// refused with `direct_refusal`.
+    async fn group_of_member(
+        &self,
+        caller: &str,
+        chat_id: &str,
+        direct_refusal: &str,
+    ) -> AppResult<String> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        let (chat, _) = self
+            .store
+            .chat_for_member(&chat_id, caller)
+            .await?
+            .ok_or(AppError::NotFound("chat"))?;
+        if !chat.is_group {
+            return Err(AppError::FailedPrecondition(format!(
+                "chat_id: {direct_refusal}"
+            )));
+        }
+        Ok(chat_id)
+    }
+
     /// Adds people to a group room; any member may. Returns the room.
     pub async fn add_members(
         &self,
@@ -197,17 +219,9 @@ impl ChatService {
         member_emails: &[String],
         member_ids: &[String],
     ) -> AppResult<ChatView> {
-        let chat_id = parse_id("chat_id", chat_id)?;
-        let (chat, _) = self
-            .store
-            .chat_for_member(&chat_id, caller)
-            .await?
-            .ok_or(AppError::NotFound("chat"))?;
-        if !chat.is_group {
-            return Err(AppError::FailedPrecondition(
-                "chat_id: a direct chat cannot take more members".into(),
-            ));
-        }
+        let chat_id = self
+            .group_of_member(caller, chat_id, "a direct chat cannot take more members")
+            .await?;
         if member_emails.is_empty() && member_ids.is_empty() {
             return Err(AppError::invalid(
                 "member_emails",
@@ -236,17 +250,9 @@ impl ChatService {
 
     /// Leaves a group room. The caller's streams stop delivering it at once.
     pub async fn leave(&self, caller: &str, chat_id: &str) -> AppResult<()> {
-        let chat_id = parse_id("chat_id", chat_id)?;
-        let (chat, _) = self
-            .store
-            .chat_for_member(&chat_id, caller)
-            .await?
-            .ok_or(AppError::NotFound("chat"))?;
-        if !chat.is_group {
-            return Err(AppError::FailedPrecondition(
-                "chat_id: a direct chat cannot be left".into(),
-            ));
-        }
+        let chat_id = self
+            .group_of_member(caller, chat_id, "a direct chat cannot be left")
+            .await?;
         if self.store.remove_member(&chat_id, caller).await? {
             self.realtime.publish(Event::ChatRemoved {
                 user_id: caller.to_owned(),

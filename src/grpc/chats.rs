@@ -15,7 +15,6 @@ impl ChatsService for Chats {
         request: Request<proto::CreateChatRequest>,
     ) -> Result<Response<proto::CreateChatResponse>, Status> {
         let caller = self.0.caller(&request)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
         let r = request.into_inner();
         let new = NewChat {
             name: r.name,
@@ -35,9 +34,7 @@ impl ChatsService for Chats {
     ) -> Result<Response<proto::GetChatResponse>, Status> {
         let caller = self.0.caller(&request)?;
         let r = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("user_id", caller.user_id.as_str());
-        span.record("chat_id", r.chat_id.as_str());
+        super::record_chat(&r.chat_id);
         let result = self.0.chats.get(&caller.user_id, &r.chat_id).await;
         reply(result, |c| proto::GetChatResponse {
             chat: Some(convert::chat(c)),
@@ -50,7 +47,6 @@ impl ChatsService for Chats {
         request: Request<proto::ListChatsRequest>,
     ) -> Result<Response<proto::ListChatsResponse>, Status> {
         let caller = self.0.caller(&request)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
         let r = request.into_inner();
         let result = self.0.chats.list(&caller.user_id, r.page, r.limit).await;
         reply(result, |(chats, total)| proto::ListChatsResponse {
@@ -66,9 +62,7 @@ impl ChatsService for Chats {
     ) -> Result<Response<proto::AddMembersResponse>, Status> {
         let caller = self.0.caller(&request)?;
         let r = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("user_id", caller.user_id.as_str());
-        span.record("chat_id", r.chat_id.as_str());
+        super::record_chat(&r.chat_id);
         let result = self
             .0
             .chats
@@ -86,9 +80,7 @@ impl ChatsService for Chats {
     ) -> Result<Response<proto::LeaveChatResponse>, Status> {
         let caller = self.0.caller(&request)?;
         let r = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("user_id", caller.user_id.as_str());
-        span.record("chat_id", r.chat_id.as_str());
+        super::record_chat(&r.chat_id);
         let result = self.0.chats.leave(&caller.user_id, &r.chat_id).await;
         reply(result, |()| proto::LeaveChatResponse {})
     }

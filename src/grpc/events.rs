@@ -59,7 +59,6 @@ impl EventsService for Events {
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let caller = self.0.caller(&request)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
         let rx = self.open(&caller, request.into_inner().cursors).await?;
         let stream =
             ReceiverStream::new(rx).map(|item| item.map(convert::user_item).map_err(Status::from));
@@ -74,7 +73,6 @@ impl EventsService for Events {
         request: Request<Streaming<proto::ClientFrame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let caller = self.0.caller(&request)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
         let mut inbound = request.into_inner();
 
         // Events start after the first frame: a `subscribe` (with the

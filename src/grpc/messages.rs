@@ -22,9 +22,7 @@ impl MessagesService for Messages {
     ) -> Result<Response<proto::SendMessageResponse>, Status> {
         let caller = self.0.caller(&request)?;
         let r = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("user_id", caller.user_id.as_str());
-        span.record("chat_id", r.chat_id.as_str());
+        super::record_chat(&r.chat_id);
         let result = self
             .0
             .messages
@@ -42,9 +40,7 @@ impl MessagesService for Messages {
     ) -> Result<Response<proto::ListMessagesResponse>, Status> {
         let caller = self.0.caller(&request)?;
         let r = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("user_id", caller.user_id.as_str());
-        span.record("chat_id", r.chat_id.as_str());
+        super::record_chat(&r.chat_id);
         let result = self
             .0
             .messages
@@ -69,7 +65,6 @@ impl MessagesService for Messages {
         request: Request<proto::UpdateMessageStatusRequest>,
     ) -> Result<Response<proto::UpdateMessageStatusResponse>, Status> {
         let caller = self.0.caller(&request)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
         let r = request.into_inner();
         let result = self
             .0
@@ -91,9 +86,7 @@ impl MessagesService for Messages {
     ) -> Result<Response<Self::SubscribeToChatStream>, Status> {
         let caller = self.0.caller(&request)?;
         let r = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("user_id", caller.user_id.as_str());
-        span.record("chat_id", r.chat_id.as_str());
+        super::record_chat(&r.chat_id);
         let rx = self
             .0
             .messages
@@ -117,9 +110,7 @@ impl MessagesService for Messages {
     ) -> Result<Response<proto::MarkReadResponse>, Status> {
         let caller = self.0.caller(&request)?;
         let r = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("user_id", caller.user_id.as_str());
-        span.record("chat_id", r.chat_id.as_str());
+        super::record_chat(&r.chat_id);
         let result = self
             .0
             .messages
@@ -141,9 +132,7 @@ impl MessagesService for Messages {
     ) -> Result<Response<proto::SendTypingResponse>, Status> {
         let caller = self.0.caller(&request)?;
         let r = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("user_id", caller.user_id.as_str());
-        span.record("chat_id", r.chat_id.as_str());
+        super::record_chat(&r.chat_id);
         let result = self
             .0
             .messages

@@ -12,10 +12,18 @@ use crate::auth::{Caller, authenticate};
 use crate::error::AppError;
 
 impl AppState {
-    /// The one authenticator every authenticated RPC calls.
+    /// The one authenticator every authenticated RPC calls. Records the
+    /// caller on the RPC's span (each RPC declares a `user_id` field).
     pub(crate) fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
-        authenticate(&self.tokens, request).map_err(tonic::Status::from)
+        let caller = authenticate(&self.tokens, request).map_err(tonic::Status::from)?;
+        tracing::Span::current().record("user_id", caller.user_id.as_str());
+        Ok(caller)
     }
+}
+
+/// Records the chat an RPC is about on its span.
+pub(crate) fn record_chat(chat_id: &str) {
+    tracing::Span::current().record("chat_id", chat_id);
 }
 
 /// Converts a domain result into a tonic response.

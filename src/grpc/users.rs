@@ -45,8 +45,7 @@ impl UsersService for Users {
         &self,
         request: Request<proto::GetUserRequest>,
     ) -> Result<Response<proto::GetUserResponse>, Status> {
-        let caller = self.0.caller(&request)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
+        self.0.caller(&request)?;
         let r = request.into_inner();
         let id = crate::chats::parse_id("user_id", &r.user_id);
         let result = match id {
@@ -64,7 +63,6 @@ impl UsersService for Users {
         request: Request<proto::GetMeRequest>,
     ) -> Result<Response<proto::GetMeResponse>, Status> {
         let caller = self.0.caller(&request)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
         let result = self.0.users.me(&caller.user_id).await;
         reply(result, |u| proto::GetMeResponse {
             user: Some(convert::user(u)),
@@ -77,7 +75,6 @@ impl UsersService for Users {
         request: Request<proto::RefreshTokenRequest>,
     ) -> Result<Response<proto::RefreshTokenResponse>, Status> {
         let caller = self.0.caller(&request)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
         let result = self.0.users.refresh(&caller.user_id).await;
         reply(result, |s| proto::RefreshTokenResponse {
             token: s.token,

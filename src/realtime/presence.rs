@@ -84,23 +84,7 @@ impl Presence {
             return false;
         }
         let Some(r) = &self.redis else { return true };
-        let result: redis::RedisResult<i64> = async {
-            let mut conn = r.conn().await?;
-            let (_, _, count): ((), (), i64) = redis::pipe()
-                .cmd("SADD")
-                .arg(r.key_user(user_id))
-                .arg(&r.node_id)
-                .cmd("SADD")
-                .arg(r.key_node_users(&r.node_id))
-                .arg(user_id)
-                .cmd("SCARD")
-                .arg(r.key_user(user_id))
-                .query_async(&mut conn)
-                .await?;
-            Ok(count)
-        }
-        .await;
-        match result {
+        match r.mark(user_id, true).await {
             Ok(count) => count == 1,
             Err(e) => {
                 tracing::warn!(error = %e, "presence update failed");
@@ -116,23 +100,7 @@ impl Presence {
             return false;
         }
         let Some(r) = &self.redis else { return true };
-        let result: redis::RedisResult<i64> = async {
-            let mut conn = r.conn().await?;
-            let (_, _, count): ((), (), i64) = redis::pipe()
-                .cmd("SREM")
-                .arg(r.key_user(user_id))
-                .arg(&r.node_id)
-                .cmd("SREM")
-                .arg(r.key_node_users(&r.node_id))
-                .arg(user_id)
-                .cmd("SCARD")
-                .arg(r.key_user(user_id))
-                .query_async(&mut conn)
-                .await?;
-            Ok(count)
-        }
-        .await;
-        match result {
+        match r.mark(user_id, false).await {
             Ok(count) => count == 0,
             Err(e) => {
                 tracing::warn!(error = %e, "presence update failed");
@@ -210,6 +178,25 @@ impl RedisPresence {
         self.pool.get().await.map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::Io, "redis pool", e.to_string()))
         })
+    }
+
+    /// Adds (or removes) this node to the user's online set and the user to
+    /// this node's set; returns how many nodes the user is online on now.
+    async fn mark(&self, user_id: &str, online: bool) -> redis::RedisResult<i64> {
+        let op = if online { "SADD" } else { "SREM" };
+        let mut conn = self.conn().await?;
+        let (_, _, count): ((), (), i64) = redis::pipe()
+            .cmd(op)
+            .arg(self.key_user(user_id))
+            .arg(&self.node_id)
+            .cmd(op)
+            .arg(self.key_node_users(&self.node_id))
+            .arg(user_id)
+            .cmd("SCARD")
+            .arg(self.key_user(user_id))
+            .query_async(&mut conn)
+            .await?;
+        Ok(count)
     }
 
     fn key_user(&self, user_id: &str) -> String {
