@@ -21,9 +21,12 @@ use crate::grpc;
 use crate::idempotency::IdempotencyCache;
 use crate::messages::MessageService;
 use crate::proto::chats_service_server::ChatsServiceServer;
+use crate::proto::events_service_server::EventsServiceServer;
 use crate::proto::messages_service_server::MessagesServiceServer;
 use crate::proto::users_service_server::UsersServiceServer;
-use crate::realtime::Hub;
+use crate::realtime::broker::Broker;
+use crate::realtime::presence::Presence;
+use crate::realtime::{Hub, Realtime};
 use crate::store::Store;
 use crate::users::UserService;
 
@@ -32,6 +35,10 @@ use crate::users::UserService;
 pub struct AppState {
     pub store: Store,
     pub hub: Hub,
+    pub realtime: Realtime,
+    /// This process's id among the nodes sharing Redis.
+    pub node_id: String,
+    pub heartbeat: Duration,
     pub tokens: Tokens,
     pub users: UserService,
     pub chats: ChatService,
@@ -77,16 +84,40 @@ impl Application {
         };
 
         let hub = Hub::default();
+        let shutdown = CancellationToken::new();
+        let node_id = uuid::Uuid::new_v4().simple().to_string();
+        let (broker, presence) = match (&redis, &config.redis_url) {
+            (Some(pool), Some(url)) => {
+                let broker = Broker::start(
+                    url,
+                    pool.clone(),
+                    &config.redis_key_prefix,
+                    node_id.clone(),
+                    hub.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .context("subscribing to Redis for cross-node fan-out")?;
+                let presence = Presence::redis(pool.clone(), &config.redis_key_prefix, &node_id);
+                (Some(broker), presence)
+            }
+            _ => (None, Presence::local()),
+        };
+        let realtime = Realtime::new(hub.clone(), broker, presence, store.clone());
+        realtime.spawn_upkeep(shutdown.clone());
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let state = AppState {
             users: UserService::new(store.clone(), Passwords::new(workers), tokens.clone()),
-            chats: ChatService::new(store.clone()),
-            messages: MessageService::new(store.clone(), hub.clone(), idempotency),
+            chats: ChatService::new(store.clone(), realtime.clone()),
+            messages: MessageService::new(store.clone(), realtime.clone(), idempotency),
             store,
             hub,
+            realtime,
+            node_id,
+            heartbeat: config.heartbeat_interval,
             tokens,
             redis,
-            shutdown: CancellationToken::new(),
+            shutdown,
         };
 
         let router = router(&state, &config).await?;
@@ -177,6 +208,9 @@ async fn router(state: &AppState, config: &Config) -> anyhow::Result<Router> {
     health
         .set_serving::<MessagesServiceServer<grpc::messages::Messages>>()
         .await;
+    health
+        .set_serving::<EventsServiceServer<grpc::events::Events>>()
+        .await;
 
     let grpc = tonic::service::Routes::new(
         UsersServiceServer::new(grpc::users::Users(state.clone())).max_decoding_message_size(limit),
@@ -186,6 +220,10 @@ async fn router(state: &AppState, config: &Config) -> anyhow::Result<Router> {
     )
     .add_service(
         MessagesServiceServer::new(grpc::messages::Messages(state.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        EventsServiceServer::new(grpc::events::Events(state.clone()))
             .max_decoding_message_size(limit),
     )
     .add_service(health_service)

@@ -70,6 +70,11 @@ pub struct Config {
     #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = 64 * 1024)]
     pub max_request_bytes: usize,
 
+    /// How often the user stream sends a heartbeat frame (keeps proxies and
+    /// browsers from closing an idle stream).
+    #[arg(long, env = "HEARTBEAT_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
     /// How long in-flight calls get to finish after SIGTERM / Ctrl-C.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -93,6 +98,7 @@ impl Config {
             log_format: LogFormat::Text,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             max_request_bytes: 64 * 1024,
+            heartbeat_interval: Duration::from_secs(25),
             shutdown_grace: Duration::from_secs(10),
         }
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::{AppError, AppResult};
 use crate::messages::{MessageView, Status};
+use crate::realtime::{Event, Realtime};
 use crate::store::chats::{Chat, Member, direct_key};
 use crate::store::users::User;
 use crate::store::{Store, new_id, now_micros};
@@ -63,6 +64,7 @@ pub struct ChatView {
 #[derive(Clone)]
 pub struct ChatService {
     store: Store,
+    realtime: Realtime,
 }
 
 /// Checks a chat/message/user id argument: empty is a client error; anything
@@ -82,8 +84,19 @@ pub fn parse_id(field: &'static str, raw: &str) -> AppResult<String> {
 }
 
 impl ChatService {
-    pub fn new(store: Store) -> ChatService {
-        ChatService { store }
+    pub fn new(store: Store, realtime: Realtime) -> ChatService {
+        ChatService { store, realtime }
+    }
+
+    /// Tells each new member's streams to start delivering the chat.
+    fn announce_added(&self, chat_id: &str, members: &[String], from_seq: i64) {
+        for user_id in members {
+            self.realtime.publish(Event::ChatAdded {
+                user_id: user_id.clone(),
+                chat_id: chat_id.to_owned(),
+                from_seq,
+            });
+        }
     }
 
     /// Creates a chat and returns its id. `email` alone (no member lists, no
@@ -97,16 +110,50 @@ impl ChatService {
         }
 
         let name = name.ok_or_else(|| AppError::invalid("name", "is required for a group"))?;
+        let extra: Vec<&String> = std::iter::once(&req.email)
+            .filter(|e| !e.is_empty())
+            .collect();
+        let found = self
+            .resolve_users(req.member_emails.iter().chain(extra), &req.member_ids)
+            .await?;
+        let mut members: Vec<String> = std::iter::once(caller.to_owned()).chain(found).collect();
+        members.sort();
+        members.dedup();
+        if members.len() > MAX_GROUP_MEMBERS {
+            return Err(AppError::invalid(
+                "member_ids",
+                format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+            ));
+        }
+        let now = now_micros();
+        let chat = Chat {
+            id: new_id(),
+            name: name.0,
+            is_group: true,
+            direct_key: None,
+            created_by: caller.to_owned(),
+            created_at: now,
+            last_seq: 0,
+            last_activity_at: now,
+        };
+        let chat = self.store.create_chat(chat, &members).await?;
+        tracing::info!(chat_id = %chat.id, members = members.len(), "group created");
+        self.announce_added(&chat.id, &members, 0);
+        Ok(chat.id)
+    }
+
+    /// Resolves member emails and ids to user ids; unknown ones are NOT_FOUND.
+    async fn resolve_users<'a>(
+        &self,
+        raw_emails: impl Iterator<Item = &'a String>,
+        raw_ids: &[String],
+    ) -> AppResult<Vec<String>> {
         let mut emails = Vec::new();
-        for raw in req
-            .member_emails
-            .iter()
-            .chain(std::iter::once(&req.email).filter(|e| !e.is_empty()))
-        {
+        for raw in raw_emails {
             emails.push(crate::users::Email::parse(raw)?.as_str().to_owned());
         }
         let mut ids = Vec::new();
-        for raw in &req.member_ids {
+        for raw in raw_ids {
             match uuid::Uuid::try_parse(raw) {
                 Ok(id) => ids.push(id.to_string()),
                 Err(_) if raw.is_empty() => {
@@ -136,32 +183,82 @@ impl ChatService {
         if by_id.len() != ids.len() {
             return Err(AppError::NotFound("member_ids: user"));
         }
-        let mut members: Vec<String> = std::iter::once(caller.to_owned())
-            .chain(by_email.into_iter().map(|u| u.id))
-            .chain(by_id.into_iter().map(|u| u.id))
-            .collect();
-        members.sort();
-        members.dedup();
-        if members.len() > MAX_GROUP_MEMBERS {
+        let mut found: Vec<String> = by_email.into_iter().chain(by_id).map(|u| u.id).collect();
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// Adds people to a group room; any member may. Returns the room.
+    pub async fn add_members(
+        &self,
+        caller: &str,
+        chat_id: &str,
+        member_emails: &[String],
+        member_ids: &[String],
+    ) -> AppResult<ChatView> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        let (chat, _) = self
+            .store
+            .chat_for_member(&chat_id, caller)
+            .await?
+            .ok_or(AppError::NotFound("chat"))?;
+        if !chat.is_group {
+            return Err(AppError::FailedPrecondition(
+                "chat_id: a direct chat cannot take more members".into(),
+            ));
+        }
+        if member_emails.is_empty() && member_ids.is_empty() {
+            return Err(AppError::invalid(
+                "member_emails",
+                "give at least one member email or id",
+            ));
+        }
+        let wanted = self.resolve_users(member_emails.iter(), member_ids).await?;
+        let current = self.store.members(&chat_id).await?.len();
+        if current + wanted.len() > MAX_GROUP_MEMBERS {
             return Err(AppError::invalid(
                 "member_ids",
                 format!("a group has at most {MAX_GROUP_MEMBERS} members"),
             ));
         }
-        let now = now_micros();
-        let chat = Chat {
-            id: new_id(),
-            name: name.0,
-            is_group: true,
-            direct_key: None,
-            created_by: caller.to_owned(),
-            created_at: now,
-            last_seq: 0,
-            last_activity_at: now,
-        };
-        let chat = self.store.create_chat(chat, &members).await?;
-        tracing::info!(chat_id = %chat.id, members = members.len(), "group created");
-        Ok(chat.id)
+        let (added, from_seq) = self.store.add_members(&chat_id, &wanted).await?;
+        for user_id in &added {
+            self.realtime.publish(Event::MemberChanged {
+                chat_id: chat_id.clone(),
+                user_id: user_id.clone(),
+                joined: true,
+            });
+        }
+        self.announce_added(&chat_id, &added, from_seq);
+        self.get(caller, &chat_id).await
+    }
+
+    /// Leaves a group room. The caller's streams stop delivering it at once.
+    pub async fn leave(&self, caller: &str, chat_id: &str) -> AppResult<()> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        let (chat, _) = self
+            .store
+            .chat_for_member(&chat_id, caller)
+            .await?
+            .ok_or(AppError::NotFound("chat"))?;
+        if !chat.is_group {
+            return Err(AppError::FailedPrecondition(
+                "chat_id: a direct chat cannot be left".into(),
+            ));
+        }
+        if self.store.remove_member(&chat_id, caller).await? {
+            self.realtime.publish(Event::ChatRemoved {
+                user_id: caller.to_owned(),
+                chat_id: chat_id.clone(),
+            });
+            self.realtime.publish(Event::MemberChanged {
+                chat_id,
+                user_id: caller.to_owned(),
+                joined: false,
+            });
+        }
+        Ok(())
     }
 
     async fn create_direct(
@@ -199,8 +296,13 @@ impl ChatService {
             last_seq: 0,
             last_activity_at: now,
         };
+        let id = chat.id.clone();
         let members = [caller.to_owned(), peer.id.clone()];
         let chat = self.store.create_chat(chat, &members).await?;
+        if chat.id == id {
+            // New (not the pair's existing chat): both people's streams follow it.
+            self.announce_added(&chat.id, &members, 0);
+        }
         Ok(chat.id)
     }
 
@@ -258,7 +360,16 @@ impl ChatService {
                 let watermarks: Vec<Member> = chat_members.iter().map(|(m, _)| m.clone()).collect();
                 let last_message = last_messages.remove(&chat.id).map(|message| {
                     let status = Status::of(&watermarks, &message.sender_id, message.seq);
-                    MessageView { message, status }
+                    let username = chat_members
+                        .iter()
+                        .find(|(_, u)| u.id == message.sender_id)
+                        .map(|(_, u)| u.username.clone())
+                        .unwrap_or_default();
+                    MessageView {
+                        message,
+                        status,
+                        username,
+                    }
                 });
                 let display_name = if chat.name.is_empty() && !chat.is_group {
                     chat_members

@@ -58,4 +58,38 @@ impl ChatsService for Chats {
             total: total.clamp(0, i64::from(i32::MAX)) as i32,
         })
     }
+
+    #[tracing::instrument(skip_all, fields(rpc = "AddMembers", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn add_members(
+        &self,
+        request: Request<proto::AddMembersRequest>,
+    ) -> Result<Response<proto::AddMembersResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        let r = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("user_id", caller.user_id.as_str());
+        span.record("chat_id", r.chat_id.as_str());
+        let result = self
+            .0
+            .chats
+            .add_members(&caller.user_id, &r.chat_id, &r.member_emails, &r.member_ids)
+            .await;
+        reply(result, |c| proto::AddMembersResponse {
+            chat: Some(convert::chat(c)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "LeaveChat", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn leave_chat(
+        &self,
+        request: Request<proto::LeaveChatRequest>,
+    ) -> Result<Response<proto::LeaveChatResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        let r = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("user_id", caller.user_id.as_str());
+        span.record("chat_id", r.chat_id.as_str());
+        let result = self.0.chats.leave(&caller.user_id, &r.chat_id).await;
+        reply(result, |()| proto::LeaveChatResponse {})
+    }
 }

@@ -7,6 +7,8 @@ use prost_types::Timestamp;
 use crate::chats::ChatView;
 use crate::messages::{MessageView, Status, StreamItem};
 use crate::proto;
+use crate::realtime::MessageEvent;
+use crate::realtime::user_stream::UserItem;
 use crate::store::users::User;
 
 pub fn timestamp_micros(micros: i64) -> Timestamp {
@@ -39,7 +41,79 @@ pub fn message(v: MessageView) -> proto::Message {
         sent_at: Some(timestamp_micros(m.created_at)),
         status: v.status.as_str().to_owned(),
         seq: m.seq,
+        username: v.username,
     }
+}
+
+/// A streamed message as the proto Message.
+pub fn message_event(m: MessageEvent, status: Status) -> proto::Message {
+    proto::Message {
+        id: m.id,
+        chat_id: m.chat_id,
+        user_id: m.sender_id,
+        content: m.content,
+        sent_at: Some(timestamp_micros(m.created_at)),
+        status: status.as_str().to_owned(),
+        seq: m.seq,
+        username: m.sender_username,
+    }
+}
+
+pub fn user_item(item: UserItem) -> proto::Event {
+    use proto::event::Kind;
+    let kind = match item {
+        UserItem::Connected { user_id } => Kind::Connected(proto::Connected {
+            user_id,
+            server_time: Some(timestamp(SystemTime::now())),
+        }),
+        UserItem::Message { message, status } => Kind::Message(message_event(message, status)),
+        UserItem::Receipt {
+            chat_id,
+            user_id,
+            delivered_seq,
+            read_seq,
+        } => Kind::Receipt(proto::Receipt {
+            chat_id,
+            user_id,
+            delivered_seq,
+            read_seq,
+        }),
+        UserItem::Typing {
+            chat_id,
+            user_id,
+            username,
+            typing,
+        } => Kind::Typing(proto::Typing {
+            chat_id,
+            user_id,
+            username,
+            typing,
+        }),
+        UserItem::Presence {
+            user_id,
+            online,
+            at,
+        } => Kind::Presence(proto::Presence {
+            user_id,
+            online,
+            at: Some(timestamp_micros(at)),
+        }),
+        UserItem::ChatAdded(view) => Kind::ChatAdded(chat(*view)),
+        UserItem::ChatRemoved { chat_id } => Kind::ChatRemoved(proto::ChatRemoved { chat_id }),
+        UserItem::MemberChanged {
+            chat_id,
+            user: u,
+            joined,
+        } => Kind::MemberChanged(proto::MemberChanged {
+            chat_id,
+            user: Some(user(u)),
+            joined,
+        }),
+        UserItem::Heartbeat => Kind::Heartbeat(proto::Heartbeat {
+            server_time: Some(timestamp(SystemTime::now())),
+        }),
+    };
+    proto::Event { kind: Some(kind) }
 }
 
 pub fn chat(v: ChatView) -> proto::Chat {
@@ -69,15 +143,11 @@ pub fn stream_item(item: StreamItem) -> proto::ChatMessage {
             sent_at: Some(timestamp(SystemTime::now())),
             ..Default::default()
         },
-        StreamItem::Message {
-            message,
-            username,
-            status,
-        } => proto::ChatMessage {
+        StreamItem::Message { message, status } => proto::ChatMessage {
             message_id: message.id,
             chat_id: message.chat_id,
             user_id: message.sender_id,
-            username,
+            username: message.sender_username,
             content: message.content,
             sent_at: Some(timestamp_micros(message.created_at)),
             status: status_str(status),

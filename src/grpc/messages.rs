@@ -109,4 +109,46 @@ impl MessagesService for Messages {
             .map(|item| item.map(convert::stream_item).map_err(Status::from));
         Ok(Response::new(Box::pin(stream)))
     }
+
+    #[tracing::instrument(skip_all, fields(rpc = "MarkRead", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn mark_read(
+        &self,
+        request: Request<proto::MarkReadRequest>,
+    ) -> Result<Response<proto::MarkReadResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        let r = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("user_id", caller.user_id.as_str());
+        span.record("chat_id", r.chat_id.as_str());
+        let result = self
+            .0
+            .messages
+            .mark_read(&caller.user_id, &r.chat_id, r.seq)
+            .await;
+        reply(result, |(chat_id, read_seq, unread)| {
+            proto::MarkReadResponse {
+                chat_id,
+                read_seq,
+                unread_count: unread.clamp(0, i64::from(i32::MAX)) as i32,
+            }
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "SendTyping", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn send_typing(
+        &self,
+        request: Request<proto::SendTypingRequest>,
+    ) -> Result<Response<proto::SendTypingResponse>, Status> {
+        let caller = self.0.caller(&request)?;
+        let r = request.into_inner();
+        let span = tracing::Span::current();
+        span.record("user_id", caller.user_id.as_str());
+        span.record("chat_id", r.chat_id.as_str());
+        let result = self
+            .0
+            .messages
+            .typing(&caller.user_id, &r.chat_id, r.typing)
+            .await;
+        reply(result, |()| proto::SendTypingResponse {})
+    }
 }

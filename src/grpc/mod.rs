@@ -3,6 +3,7 @@
 
 pub mod chats;
 pub mod convert;
+pub mod events;
 pub mod messages;
 pub mod users;
 

@@ -3,12 +3,10 @@
 
 pub mod stream;
 
-use std::sync::Arc;
-
 use crate::chats::{clamp_limit, parse_id};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{Claim, IdempotencyCache};
-use crate::realtime::{Event, Hub};
+use crate::realtime::{Event, MessageEvent, Realtime};
 use crate::store::chats::Member;
 use crate::store::messages::{Message, NewMessage, Window};
 use crate::store::{Store, StoreError, new_id, now_micros};
@@ -126,21 +124,32 @@ impl Status {
 pub struct MessageView {
     pub message: Message,
     pub status: Status,
+    /// The sender's username.
+    pub username: String,
 }
 
 #[derive(Clone)]
 pub struct MessageService {
     store: Store,
-    hub: Hub,
+    realtime: Realtime,
     idempotency: IdempotencyCache,
+    /// Recent typing=true announcements per (user, chat), to rate-limit them.
+    typing: moka::sync::Cache<(String, String), ()>,
 }
 
+/// At most one typing=true per user and chat is passed on within this window.
+pub const TYPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl MessageService {
-    pub fn new(store: Store, hub: Hub, idempotency: IdempotencyCache) -> MessageService {
+    pub fn new(store: Store, realtime: Realtime, idempotency: IdempotencyCache) -> MessageService {
         MessageService {
             store,
-            hub,
+            realtime,
             idempotency,
+            typing: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(TYPING_INTERVAL)
+                .build(),
         }
     }
 
@@ -148,8 +157,8 @@ impl MessageService {
         &self.store
     }
 
-    pub fn hub(&self) -> &Hub {
-        &self.hub
+    pub fn realtime(&self) -> &Realtime {
+        &self.realtime
     }
 
     async fn require_member(&self, chat_id: &str, user_id: &str) -> AppResult<Member> {
@@ -239,9 +248,16 @@ impl MessageService {
         }
         let members = self.store.members(chat_id).await?;
         let status = Status::of(&members, &existing.sender_id, existing.seq);
+        let username = self
+            .store
+            .user_by_id(&existing.sender_id)
+            .await?
+            .map(|u| u.username)
+            .unwrap_or_default();
         Ok(MessageView {
             message: existing,
             status,
+            username,
         })
     }
 
@@ -273,13 +289,19 @@ impl MessageService {
             other => other.into(),
         })?;
         tracing::debug!(chat_id, seq = message.seq, "message stored");
-        self.hub.publish(Arc::new(Event::Message {
-            message: message.clone(),
-            sender_username: sender.username,
+        self.realtime.publish(Event::Message(MessageEvent {
+            id: message.id.clone(),
+            chat_id: message.chat_id.clone(),
+            seq: message.seq,
+            sender_id: message.sender_id.clone(),
+            sender_username: sender.username.clone(),
+            content: message.content.clone(),
+            created_at: message.created_at,
         }));
         Ok(MessageView {
             message,
             status: Status::Sent,
+            username: sender.username,
         })
     }
 
@@ -325,10 +347,21 @@ impl MessageService {
         };
         let messages = self.store.messages(&chat_id, window, limit as u64).await?;
         let members = self.store.members(&chat_id).await?;
+        let mut senders: Vec<String> = messages.iter().map(|m| m.sender_id.clone()).collect();
+        senders.sort();
+        senders.dedup();
+        let names: std::collections::HashMap<String, String> = self
+            .store
+            .users_by_ids(&senders)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect();
         let views = messages
             .into_iter()
             .map(|message| MessageView {
                 status: Status::of(&members, &message.sender_id, message.seq),
+                username: names.get(&message.sender_id).cloned().unwrap_or_default(),
                 message,
             })
             .collect();
@@ -353,20 +386,96 @@ impl MessageService {
         self.require_member(&message.chat_id, caller)
             .await
             .map_err(|_| AppError::NotFound("message"))?;
-        match status {
-            Status::Sent => {}
-            Status::Delivered => {
-                self.store
-                    .raise_watermarks(&message.chat_id, caller, message.seq, false)
-                    .await?
-            }
-            Status::Read => {
-                self.store
-                    .raise_watermarks(&message.chat_id, caller, message.seq, true)
-                    .await?
-            }
+        if status != Status::Sent {
+            self.raise(
+                &message.chat_id,
+                caller,
+                message.seq,
+                status == Status::Read,
+            )
+            .await?;
         }
         Ok(status)
+    }
+
+    /// Moves watermarks and tells the chat when they moved.
+    async fn raise(&self, chat_id: &str, user_id: &str, seq: i64, read: bool) -> AppResult<()> {
+        if let Some(m) = self
+            .store
+            .raise_watermarks(chat_id, user_id, seq, read)
+            .await?
+        {
+            self.realtime.publish(Event::Receipt {
+                chat_id: m.chat_id,
+                user_id: m.user_id,
+                delivered_seq: m.delivered_seq,
+                read_seq: m.read_seq,
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks the chat read up to `seq` (clamped to the chat's last message).
+    /// Returns the read watermark and the unread count after it.
+    pub async fn mark_read(
+        &self,
+        caller: &str,
+        chat_id: &str,
+        seq: i64,
+    ) -> AppResult<(String, i64, i64)> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        if seq < 0 {
+            return Err(AppError::invalid("seq", "must not be negative"));
+        }
+        let (chat, _) = self
+            .store
+            .chat_for_member(&chat_id, caller)
+            .await?
+            .ok_or(AppError::NotFound("chat"))?;
+        let seq = seq.min(chat.last_seq);
+        if seq > 0 {
+            self.raise(&chat_id, caller, seq, true).await?;
+        }
+        let me = self
+            .store
+            .membership(&chat_id, caller)
+            .await?
+            .ok_or(AppError::NotFound("chat"))?;
+        let (chat, _) = self
+            .store
+            .chat_for_member(&chat_id, caller)
+            .await?
+            .ok_or(AppError::NotFound("chat"))?;
+        Ok((chat_id, me.read_seq, (chat.last_seq - me.read_seq).max(0)))
+    }
+
+    /// "Typing" (or stopped). typing=true is passed on at most once per
+    /// [`TYPING_INTERVAL`] per user and chat; the rest are absorbed.
+    pub async fn typing(&self, caller: &str, chat_id: &str, typing: bool) -> AppResult<()> {
+        let chat_id = parse_id("chat_id", chat_id)?;
+        self.require_member(&chat_id, caller).await?;
+        let key = (caller.to_owned(), chat_id.clone());
+        if typing {
+            let entry = self.typing.entry(key).or_insert(());
+            if !entry.is_fresh() {
+                return Ok(());
+            }
+        } else {
+            self.typing.invalidate(&key);
+        }
+        let username = self
+            .store
+            .user_by_id(caller)
+            .await?
+            .map(|u| u.username)
+            .unwrap_or_default();
+        self.realtime.publish(Event::Typing {
+            chat_id,
+            user_id: caller.to_owned(),
+            username,
+            typing,
+        });
+        Ok(())
     }
 
     /// Opens a live stream of a chat's messages (see [`stream`]).
@@ -383,7 +492,15 @@ impl MessageService {
             return Err(AppError::invalid("after_seq", "must not be negative"));
         }
         self.require_member(&chat_id, caller).await?;
-        stream::open(self.clone(), chat_id, after_seq, expires_at, shutdown).await
+        stream::open(
+            self.clone(),
+            caller.to_owned(),
+            chat_id,
+            after_seq,
+            expires_at,
+            shutdown,
+        )
+        .await
     }
 }
 

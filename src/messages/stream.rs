@@ -4,16 +4,14 @@
 //! 1. subscribe to the hub (live from here on);
 //! 2. read the chat's last seq; replay `(after_seq, last_seq]` from storage
 //!    if the client asked to resume;
-//! 3. forward live events, keeping `next` = the seq the client needs next:
-//!    an event below `next` is a duplicate and skipped; one above it means a
-//!    gap, filled from storage first; a `Lagged` hub receiver catches up from
-//!    storage and goes on live.
+//! 3. forward live events through the [`SeqTracker`]: duplicates are
+//!    skipped, gaps are filled from storage, a lagging receiver (or a
+//!    resync) catches up from storage and goes on live.
 //!
 //! The stream ends when the client goes away, when its token expires
 //! (UNAUTHENTICATED), or when the server shuts down (UNAVAILABLE, so the
 //! client reconnects and resumes from its last seq).
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
 use tokio::sync::{broadcast, mpsc};
@@ -21,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{MessageService, Status};
 use crate::error::{AppError, AppResult};
-use crate::realtime::Event;
-use crate::store::messages::Message;
+use crate::realtime::event::{Event, MessageEvent, Topic};
+use crate::realtime::history::History;
+use crate::realtime::order::{Decision, SeqTracker};
 
 /// One item a chat stream yields.
 #[derive(Debug, Clone)]
@@ -30,8 +29,7 @@ pub enum StreamItem {
     /// The subscription is live: anything sent after this is delivered.
     Connected { chat_id: String },
     Message {
-        message: Message,
-        username: String,
+        message: MessageEvent,
         status: Status,
     },
 }
@@ -41,67 +39,58 @@ pub type ChatStream = mpsc::Receiver<AppResult<StreamItem>>;
 
 /// Frames buffered per stream before the forwarder waits for the client.
 const BUFFER: usize = 64;
-/// Rows read from storage per catch-up query.
-const CATCH_UP_PAGE: i64 = 500;
 
 pub(super) async fn open(
     service: MessageService,
+    user_id: String,
     chat_id: String,
     after_seq: i64,
     expires_at: SystemTime,
     shutdown: CancellationToken,
 ) -> AppResult<ChatStream> {
-    let subscription = service.hub().subscribe(&chat_id);
+    let realtime = service.realtime().clone();
+    let mut subscription = realtime.hub.subscribe(Topic::Chat(chat_id.clone()));
     let chat = service
         .store()
         .chat_by_id(&chat_id)
         .await?
         .ok_or(AppError::NotFound("chat"))?;
     let (tx, rx) = mpsc::channel(BUFFER);
+    let live_from = chat.last_seq + 1;
     let mut forwarder = Forwarder {
-        service,
-        chat_id: chat_id.clone(),
-        next: if after_seq > 0 {
-            after_seq.min(chat.last_seq) + 1
+        history: History::new(service.store().clone()),
+        chat_id,
+        tracker: SeqTracker::after(if after_seq > 0 {
+            after_seq.min(chat.last_seq)
         } else {
-            chat.last_seq + 1
-        },
-        usernames: HashMap::new(),
+            chat.last_seq
+        }),
         tx,
     };
-    let live_from = chat.last_seq + 1;
     tokio::spawn(async move {
-        let mut subscription = subscription;
-        let deadline = tokio::time::Instant::now()
-            + expires_at
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
-        let end = async {
-            if forwarder
-                .tx
-                .send(Ok(StreamItem::Connected {
+        realtime.stream_opened(&user_id).await;
+        let deadline = crate::realtime::user_stream::deadline(expires_at);
+        let end: Result<(), Stop> = async {
+            forwarder
+                .emit(StreamItem::Connected {
                     chat_id: forwarder.chat_id.clone(),
-                }))
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
+                })
+                .await?;
             forwarder.catch_up(live_from).await?;
             loop {
                 let event = tokio::select! {
                     biased;
-                    _ = forwarder.tx.closed() => return Ok(()),
+                    _ = forwarder.tx.closed() => return Err(Stop::Gone),
                     _ = shutdown.cancelled() => {
-                        return Err(AppError::Unavailable(anyhow::anyhow!("server shutting down")))
+                        return Err(Stop::Error(AppError::Unavailable(anyhow::anyhow!("server shutting down"))))
                     }
                     _ = tokio::time::sleep_until(deadline) => {
-                        return Err(AppError::Unauthenticated("token expired".into()))
+                        return Err(Stop::Error(AppError::Unauthenticated("token expired".into())))
                     }
                     event = subscription.recv() => event,
                 };
                 match event {
-                    Ok(event) => forwarder.deliver(&event).await?,
+                    Ok(event) => forwarder.on_event(&event).await?,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::debug!(chat_id = %forwarder.chat_id, missed, "stream lagged; catching up from storage");
                         forwarder.catch_up(i64::MAX).await?;
@@ -111,110 +100,86 @@ pub(super) async fn open(
             }
         }
         .await;
-        if let Err(err) = end {
-            // The client may be gone already; nothing to do then.
+        drop(subscription);
+        if let Err(Stop::Error(err)) = end {
             let _ = forwarder.tx.send(Err(err)).await;
         }
+        realtime.stream_closed(&user_id).await;
     });
     Ok(rx)
 }
 
+/// Why a stream stopped early.
+pub(crate) enum Stop {
+    /// The client went away: nothing to tell it.
+    Gone,
+    Error(AppError),
+}
+
+impl From<crate::store::StoreError> for Stop {
+    fn from(e: crate::store::StoreError) -> Self {
+        Stop::Error(e.into())
+    }
+}
+
 struct Forwarder {
-    service: MessageService,
+    history: History,
     chat_id: String,
-    /// The seq the client needs next.
-    next: i64,
-    usernames: HashMap<String, String>,
+    tracker: SeqTracker,
     tx: mpsc::Sender<AppResult<StreamItem>>,
 }
 
-/// Why forwarding stopped early: the client went away (not an error to send).
-type Step = Result<(), AppError>;
-
 impl Forwarder {
-    async fn deliver(&mut self, event: &Event) -> Step {
+    async fn emit(&self, item: StreamItem) -> Result<(), Stop> {
+        self.tx.send(Ok(item)).await.map_err(|_| Stop::Gone)
+    }
+
+    async fn on_event(&mut self, event: &Event) -> Result<(), Stop> {
         match event {
-            Event::Message {
-                message,
-                sender_username,
-            } => {
-                if message.seq < self.next {
-                    return Ok(());
+            Event::Message(m) => {
+                self.history.remember(&m.sender_id, &m.sender_username);
+                match self.tracker.decide(m.seq) {
+                    Decision::Skip => return Ok(()),
+                    Decision::Deliver => {}
+                    Decision::Fill { to, .. } => self.catch_up(to).await?,
                 }
-                if message.seq > self.next {
-                    self.catch_up(message.seq).await?;
-                }
-                if message.seq == self.next {
-                    self.usernames
-                        .entry(message.sender_id.clone())
-                        .or_insert_with(|| sender_username.clone());
-                    self.send(message.clone(), sender_username.clone(), Status::Sent)
-                        .await?;
+                // If storage could not fill the gap (it always can: seqs are
+                // committed in order), deliver anyway rather than hold back.
+                if self.tracker.decide(m.seq) != Decision::Skip {
+                    self.send(m.clone(), Status::Sent).await?;
                 }
                 Ok(())
             }
+            Event::Resync { .. } => self.catch_up(i64::MAX).await,
+            // The original contract's stream carries messages only.
+            _ => Ok(()),
         }
     }
 
-    /// Sends every stored message from `next` up to (not including) `until`.
-    async fn catch_up(&mut self, until: i64) -> Step {
-        while self.next < until {
-            let to = until.min(self.next.saturating_add(CATCH_UP_PAGE));
-            let rows = self
-                .service
-                .store()
-                .messages_between(&self.chat_id, self.next, to)
+    /// Sends every stored message from the tracker's next seq up to (not
+    /// including) `until`.
+    async fn catch_up(&mut self, until: i64) -> Result<(), Stop> {
+        while self.tracker.next() < until {
+            let page = self
+                .history
+                .page(&self.chat_id, self.tracker.next(), until)
                 .await?;
-            if rows.is_empty() {
-                // Nothing stored past `next` (yet): the rest arrives live.
+            if page.is_empty() {
                 return Ok(());
             }
-            let members = self.service.store().members(&self.chat_id).await?;
-            self.learn_usernames(&rows).await?;
-            for row in rows {
-                if row.seq < self.next {
-                    continue;
+            for (message, status) in page {
+                if self.tracker.decide(message.seq) != Decision::Skip {
+                    self.send(message, status).await?;
                 }
-                let username = self
-                    .usernames
-                    .get(&row.sender_id)
-                    .cloned()
-                    .unwrap_or_default();
-                let status = Status::of(&members, &row.sender_id, row.seq);
-                self.send(row, username, status).await?;
             }
         }
         Ok(())
     }
 
-    async fn learn_usernames(&mut self, rows: &[Message]) -> Step {
-        let mut missing: Vec<String> = rows
-            .iter()
-            .filter(|m| !self.usernames.contains_key(&m.sender_id))
-            .map(|m| m.sender_id.clone())
-            .collect();
-        missing.sort();
-        missing.dedup();
-        if !missing.is_empty() {
-            for user in self.service.store().users_by_ids(&missing).await? {
-                self.usernames.insert(user.id, user.username);
-            }
-        }
-        Ok(())
-    }
-
-    async fn send(&mut self, message: Message, username: String, status: Status) -> Step {
+    async fn send(&mut self, message: MessageEvent, status: Status) -> Result<(), Stop> {
         let seq = message.seq;
-        let item = StreamItem::Message {
-            message,
-            username,
-            status,
-        };
-        if self.tx.send(Ok(item)).await.is_err() {
-            // Client gone: stop quietly.
-            return Err(AppError::NotFound("stream"));
-        }
-        self.next = seq + 1;
+        self.emit(StreamItem::Message { message, status }).await?;
+        self.tracker.delivered(seq);
         Ok(())
     }
 }

@@ -1,36 +1,19 @@
-//! The in-process hub: one bounded broadcast channel per chat with at least
-//! one subscriber.
+//! The in-process hub: one bounded broadcast channel per topic (a chat, or a
+//! user's own membership feed) that has at least one subscriber.
 //!
-//! Why broadcast: one event is stored once and shared (`Arc`) by every
-//! subscriber of the chat, and a slow subscriber cannot hold the others back —
-//! it gets `Lagged` and catches up from storage instead. Why a std `Mutex`:
-//! it guards a map look-up and is never held across an `.await`.
+//! Why broadcast: one event is built once and shared (`Arc`) by every
+//! subscriber, and a slow subscriber cannot hold the others back — it gets
+//! `Lagged` and catches up from storage instead. Why a std `Mutex`: it guards
+//! a map look-up and is never held across an `.await`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
-use crate::store::messages::Message;
+use super::event::{Event, Topic};
 
-/// What travels through the hub. Built once per event, shared by reference.
-#[derive(Debug)]
-pub enum Event {
-    Message {
-        message: Message,
-        sender_username: String,
-    },
-}
-
-impl Event {
-    pub fn chat_id(&self) -> &str {
-        match self {
-            Event::Message { message, .. } => &message.chat_id,
-        }
-    }
-}
-
-/// Per-chat channel capacity. A subscriber more than this many events behind
+/// Per-topic channel capacity. A subscriber more than this many events behind
 /// is told it lagged and reads the rest from storage.
 pub const CHANNEL_CAPACITY: usize = 1024;
 
@@ -39,8 +22,10 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
+type Channels = HashMap<Topic, broadcast::Sender<Arc<Event>>>;
+
 struct Inner {
-    chats: Mutex<HashMap<String, broadcast::Sender<Arc<Event>>>>,
+    topics: Mutex<Channels>,
     subscribers: watch::Sender<usize>,
     capacity: usize,
 }
@@ -55,54 +40,71 @@ impl Hub {
     pub fn with_capacity(capacity: usize) -> Hub {
         Hub {
             inner: Arc::new(Inner {
-                chats: Mutex::new(HashMap::new()),
+                topics: Mutex::new(HashMap::new()),
                 subscribers: watch::channel(0).0,
                 capacity: capacity.max(1),
             }),
         }
     }
 
-    fn chats(&self) -> MutexGuard<'_, HashMap<String, broadcast::Sender<Arc<Event>>>> {
-        // A panic while holding this lock cannot leave the map inconsistent
-        // (every critical section is a single insert/remove), so poisoning
-        // is ignored.
-        self.inner.chats.lock().unwrap_or_else(|p| p.into_inner())
+    fn topics(&self) -> MutexGuard<'_, Channels> {
+        // Every critical section is a single insert/remove/get, so a panic
+        // cannot leave the map half-updated: poisoning is ignored.
+        self.inner.topics.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts receiving a chat's events. Live from the moment this returns.
-    pub fn subscribe(&self, chat_id: &str) -> Subscription {
+    /// Starts receiving a topic's events. Live from the moment this returns.
+    pub fn subscribe(&self, topic: Topic) -> Subscription {
         let rx = {
-            let mut chats = self.chats();
-            chats
-                .entry(chat_id.to_owned())
+            let mut topics = self.topics();
+            topics
+                .entry(topic.clone())
                 .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
                 .subscribe()
         };
         self.inner.subscribers.send_modify(|n| *n += 1);
         Subscription {
             rx: Some(rx),
-            chat_id: chat_id.to_owned(),
+            topic,
             hub: self.clone(),
         }
     }
 
-    /// Hands an event to every current subscriber of its chat. Never blocks.
+    /// Hands an event to every current local subscriber of its topic. Never
+    /// blocks. Returns how many subscribers it reached.
     pub fn publish(&self, event: Arc<Event>) -> usize {
-        let sender = self.chats().get(event.chat_id()).cloned();
+        let topic = event.topic();
+        let sender = self.topics().get(&topic).cloned();
         match sender {
             Some(tx) => tx.send(event).unwrap_or(0),
             None => 0,
         }
     }
 
-    /// Open subscriptions across all chats.
+    /// Tells every chat subscriber to re-read storage (after events may have
+    /// been missed, e.g. while the cross-node bridge was reconnecting).
+    pub fn resync_all(&self) {
+        let chats: Vec<(Topic, broadcast::Sender<Arc<Event>>)> = self
+            .topics()
+            .iter()
+            .filter(|(t, _)| matches!(t, Topic::Chat(_)))
+            .map(|(t, tx)| (t.clone(), tx.clone()))
+            .collect();
+        for (topic, tx) in chats {
+            if let Topic::Chat(chat_id) = topic {
+                let _ = tx.send(Arc::new(Event::Resync { chat_id }));
+            }
+        }
+    }
+
+    /// Open subscriptions across all topics.
     pub fn subscriber_count(&self) -> usize {
         *self.inner.subscribers.borrow()
     }
 
-    /// Chats that currently have a channel.
-    pub fn chat_count(&self) -> usize {
-        self.chats().len()
+    /// Topics that currently have a channel.
+    pub fn topic_count(&self) -> usize {
+        self.topics().len()
     }
 
     /// Watches the subscription count (tests wait on it instead of sleeping).
@@ -110,14 +112,11 @@ impl Hub {
         self.inner.subscribers.subscribe()
     }
 
-    fn release(&self, chat_id: &str) {
+    fn release(&self, topic: &Topic) {
         {
-            let mut chats = self.chats();
-            if chats
-                .get(chat_id)
-                .is_some_and(|tx| tx.receiver_count() == 0)
-            {
-                chats.remove(chat_id);
+            let mut topics = self.topics();
+            if topics.get(topic).is_some_and(|tx| tx.receiver_count() == 0) {
+                topics.remove(topic);
             }
         }
         self.inner
@@ -126,10 +125,10 @@ impl Hub {
     }
 }
 
-/// A live subscription to one chat; dropping it unsubscribes.
+/// A live subscription to one topic; dropping it unsubscribes.
 pub struct Subscription {
     rx: Option<broadcast::Receiver<Arc<Event>>>,
-    chat_id: String,
+    topic: Topic,
     hub: Hub,
 }
 
@@ -141,8 +140,21 @@ impl Subscription {
         }
     }
 
-    pub fn chat_id(&self) -> &str {
-        &self.chat_id
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// This subscription as a stream of receive results; ends when closed.
+    pub fn into_stream(
+        self,
+    ) -> impl futures::Stream<Item = Result<Arc<Event>, broadcast::error::RecvError>> + Send + Unpin
+    {
+        Box::pin(futures::stream::unfold(self, |mut sub| async move {
+            match sub.recv().await {
+                Err(broadcast::error::RecvError::Closed) => None,
+                other => Some((other, sub)),
+            }
+        }))
     }
 }
 
@@ -150,41 +162,44 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         // Drop the receiver first so the channel's count no longer includes it.
         self.rx.take();
-        self.hub.release(&self.chat_id);
+        self.hub.release(&self.topic);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::realtime::event::MessageEvent;
 
     fn msg(chat: &str, seq: i64) -> Arc<Event> {
-        Arc::new(Event::Message {
-            message: Message {
-                id: format!("m{seq}"),
-                chat_id: chat.into(),
-                seq,
-                sender_id: "u".into(),
-                idempotency_key: None,
-                content: "x".into(),
-                created_at: 0,
-            },
+        Arc::new(Event::Message(MessageEvent {
+            id: format!("m{seq}"),
+            chat_id: chat.into(),
+            seq,
+            sender_id: "u".into(),
             sender_username: "u".into(),
-        })
+            content: "x".into(),
+            created_at: 0,
+        }))
     }
 
     fn seq_of(e: &Event) -> i64 {
         match e {
-            Event::Message { message, .. } => message.seq,
+            Event::Message(m) => m.seq,
+            other => panic!("not a message: {other:?}"),
         }
     }
 
+    fn chat(id: &str) -> Topic {
+        Topic::Chat(id.into())
+    }
+
     #[tokio::test]
-    async fn delivers_in_publish_order_to_every_subscriber_of_the_chat_only() {
+    async fn delivers_in_publish_order_to_every_subscriber_of_the_topic_only() {
         let hub = Hub::default();
-        let mut a = hub.subscribe("c1");
-        let mut b = hub.subscribe("c1");
-        let mut other = hub.subscribe("c2");
+        let mut a = hub.subscribe(chat("c1"));
+        let mut b = hub.subscribe(chat("c1"));
+        let mut other = hub.subscribe(chat("c2"));
         for seq in 1..=3 {
             assert_eq!(hub.publish(msg("c1", seq)), 2);
         }
@@ -200,7 +215,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_past_the_bound_is_told_it_lagged() {
         let hub = Hub::with_capacity(4);
-        let mut slow = hub.subscribe("c");
+        let mut slow = hub.subscribe(chat("c"));
         for seq in 1..=10 {
             hub.publish(msg("c", seq));
         }
@@ -214,16 +229,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn dropping_the_last_subscription_removes_the_chat_channel() {
+    #[tokio::test]
+    async fn resync_reaches_chat_topics_only() {
         let hub = Hub::default();
-        let a = hub.subscribe("c");
-        let b = hub.subscribe("c");
-        assert_eq!((hub.subscriber_count(), hub.chat_count()), (2, 1));
+        let mut c = hub.subscribe(chat("c"));
+        let mut u = hub.subscribe(Topic::User("u".into()));
+        hub.resync_all();
+        assert!(matches!(&*c.recv().await.unwrap(), Event::Resync { chat_id } if chat_id == "c"));
+        hub.publish(Arc::new(Event::ChatRemoved {
+            user_id: "u".into(),
+            chat_id: "c".into(),
+        }));
+        assert!(matches!(
+            &*u.recv().await.unwrap(),
+            Event::ChatRemoved { .. }
+        ));
+    }
+
+    #[test]
+    fn dropping_the_last_subscription_removes_the_topic_channel() {
+        let hub = Hub::default();
+        let a = hub.subscribe(chat("c"));
+        let b = hub.subscribe(chat("c"));
+        assert_eq!((hub.subscriber_count(), hub.topic_count()), (2, 1));
         drop(a);
-        assert_eq!((hub.subscriber_count(), hub.chat_count()), (1, 1));
+        assert_eq!((hub.subscriber_count(), hub.topic_count()), (1, 1));
         drop(b);
-        assert_eq!((hub.subscriber_count(), hub.chat_count()), (0, 0));
+        assert_eq!((hub.subscriber_count(), hub.topic_count()), (0, 0));
         assert_eq!(hub.publish(msg("c", 1)), 0);
     }
 }

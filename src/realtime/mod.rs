@@ -1,10 +1,119 @@
-//! Real-time delivery: the in-process hub that fans events out to streams.
+//! Real-time delivery.
 //!
-//! A send publishes to the hub after its transaction commits; each stream
-//! orders what it receives by `seq`, drops what it already delivered and fills
-//! any gap (or a lag) from storage, so the hub may be lossy without the
-//! streams ever being.
+//! - [`hub`]: in-process fan-out, one bounded broadcast channel per topic.
+//! - [`broker`]: with Redis, carries events between nodes (pub/sub).
+//! - [`order`]: the per-chat ordering rule (skip / deliver / fill the gap).
+//! - [`user_stream`]: the per-user stream of every event of every chat.
+//! - [`presence`]: online while any stream is open on any node.
+//!
+//! A send publishes after its transaction commits. Streams order what they
+//! receive by `seq`, drop what they already delivered and fill any gap (or a
+//! lag) from storage, so the hub and the broker may lose events without a
+//! stream ever doing so.
 
+pub mod broker;
+pub mod event;
+pub mod history;
 pub mod hub;
+pub mod order;
+pub mod presence;
+pub mod user_stream;
 
-pub use hub::{Event, Hub, Subscription};
+use std::sync::Arc;
+
+pub use event::{Event, MessageEvent, Topic};
+pub use hub::{Hub, Subscription};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+use broker::Broker;
+use presence::Presence;
+
+/// The publishing side of real-time delivery, shared by the services.
+#[derive(Clone)]
+pub struct Realtime {
+    pub hub: Hub,
+    broker: Option<Broker>,
+    pub presence: Presence,
+    store: Store,
+}
+
+impl Realtime {
+    pub fn new(hub: Hub, broker: Option<Broker>, presence: Presence, store: Store) -> Realtime {
+        Realtime {
+            hub,
+            broker,
+            presence,
+            store,
+        }
+    }
+
+    /// Delivers an event to this node's streams and, with Redis, to the
+    /// other nodes'. Never waits.
+    pub fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        self.hub.publish(event.clone());
+        if let Some(broker) = &self.broker {
+            broker.forward(event);
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A stream of `user_id` opened: announce them online if this was the first.
+    pub async fn stream_opened(&self, user_id: &str) {
+        if self.presence.connect(user_id).await {
+            self.announce(user_id, true).await;
+        }
+    }
+
+    /// A stream of `user_id` closed: announce them offline if it was the last.
+    pub async fn stream_closed(&self, user_id: &str) {
+        if self.presence.disconnect(user_id).await {
+            self.announce(user_id, false).await;
+        }
+    }
+
+    async fn announce(&self, user_id: &str, online: bool) {
+        let chats = match self.store.chat_ids_of_user(user_id).await {
+            Ok(chats) => chats,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not announce presence");
+                return;
+            }
+        };
+        let at = crate::store::now_micros();
+        for (chat_id, _) in chats {
+            self.publish(Event::Presence {
+                chat_id,
+                user_id: user_id.to_owned(),
+                online,
+                at,
+            });
+        }
+    }
+
+    /// Runs presence upkeep until shutdown: node liveness, and offline
+    /// announcements for the users of nodes that died. On shutdown, this
+    /// node's users are announced offline.
+    pub fn spawn_upkeep(&self, shutdown: CancellationToken) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(presence::HEARTBEAT);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                for change in this.presence.heartbeat().await {
+                    this.announce(&change.user_id, change.online).await;
+                }
+            }
+            for change in this.presence.leave().await {
+                this.announce(&change.user_id, change.online).await;
+            }
+        });
+    }
+}

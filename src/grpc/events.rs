@@ -1,0 +1,194 @@
+//! EventsService: the per-user stream, and the bidirectional session for
+//! native clients (the same events, plus send / typing / mark-read in-band).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert;
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::proto::{self, events_service_server::EventsService};
+use crate::realtime::user_stream::{self, Options, UserStream};
+
+pub struct Events(pub AppState);
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
+type FrameStream = Pin<Box<dyn Stream<Item = Result<proto::ServerFrame, Status>> + Send>>;
+
+impl Events {
+    async fn open(
+        &self,
+        caller: &Caller,
+        cursors: Vec<proto::ChatCursor>,
+    ) -> Result<UserStream, AppError> {
+        let mut map = HashMap::new();
+        for c in cursors {
+            let id = crate::chats::parse_id("cursors.chat_id", &c.chat_id)
+                .map_err(|_| AppError::invalid("cursors", "chat_id must be a chat id"))?;
+            map.insert(id, c.after_seq);
+        }
+        user_stream::open(
+            self.0.realtime.clone(),
+            self.0.chats.clone(),
+            Options {
+                user_id: caller.user_id.clone(),
+                cursors: map,
+                expires_at: caller.expires_at,
+                heartbeat: self.0.heartbeat,
+                shutdown: self.0.shutdown.clone(),
+            },
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl EventsService for Events {
+    type SubscribeStream = EventStream;
+
+    #[tracing::instrument(skip_all, fields(rpc = "Subscribe", user_id = tracing::field::Empty))]
+    async fn subscribe(
+        &self,
+        request: Request<proto::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = self.0.caller(&request)?;
+        tracing::Span::current().record("user_id", caller.user_id.as_str());
+        let rx = self.open(&caller, request.into_inner().cursors).await?;
+        let stream =
+            ReceiverStream::new(rx).map(|item| item.map(convert::user_item).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type SessionStream = FrameStream;
+
+    #[tracing::instrument(skip_all, fields(rpc = "Session", user_id = tracing::field::Empty))]
+    async fn session(
+        &self,
+        request: Request<Streaming<proto::ClientFrame>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let caller = self.0.caller(&request)?;
+        tracing::Span::current().record("user_id", caller.user_id.as_str());
+        let mut inbound = request.into_inner();
+
+        // Events start after the first frame: a `subscribe` (with the
+        // client's cursors) or anything else (live from now).
+        let first = match inbound.message().await? {
+            Some(frame) => frame,
+            None => {
+                return Err(Status::invalid_argument(
+                    "kind: send a first frame, e.g. subscribe",
+                ));
+            }
+        };
+        let (cursors, pending) = match first.kind {
+            Some(proto::client_frame::Kind::Subscribe(s)) => (s.cursors, None),
+            _ => (Vec::new(), Some(first)),
+        };
+        let mut events = self.open(&caller, cursors).await?;
+        let (tx, rx) = mpsc::channel::<Result<proto::ServerFrame, Status>>(128);
+
+        let state = self.0.clone();
+        tokio::spawn(async move {
+            if let Some(frame) = pending {
+                let reply = handle_frame(&state, &caller, frame).await;
+                if tx.send(Ok(reply)).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    event = events.recv() => {
+                        let frame = match event {
+                            Some(Ok(item)) => Ok(proto::ServerFrame {
+                                kind: Some(proto::server_frame::Kind::Event(convert::user_item(item))),
+                            }),
+                            Some(Err(e)) => Err(Status::from(e)),
+                            None => return,
+                        };
+                        let end = frame.is_err();
+                        if tx.send(frame).await.is_err() || end {
+                            return;
+                        }
+                    }
+                    frame = inbound.message() => match frame {
+                        Ok(Some(frame)) => {
+                            let reply = handle_frame(&state, &caller, frame).await;
+                            if tx.send(Ok(reply)).await.is_err() {
+                                return;
+                            }
+                        }
+                        // The client closed its side: keep delivering events
+                        // until it goes away entirely.
+                        Ok(None) => {
+                            while let Some(item) = events.recv().await {
+                                let frame = item.map(|i| proto::ServerFrame {
+                                    kind: Some(proto::server_frame::Kind::Event(convert::user_item(i))),
+                                }).map_err(Status::from);
+                                let end = frame.is_err();
+                                if tx.send(frame).await.is_err() || end {
+                                    return;
+                                }
+                            }
+                            return;
+                        }
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Carries out one client frame; the answer is an ack or an error frame,
+/// never the end of the session.
+async fn handle_frame(
+    state: &AppState,
+    caller: &Caller,
+    frame: proto::ClientFrame,
+) -> proto::ServerFrame {
+    use proto::client_frame::Kind;
+    use proto::server_frame::Kind as Out;
+    let r#ref = frame.r#ref;
+    let result: Result<Option<proto::Message>, AppError> = match frame.kind {
+        Some(Kind::Send(s)) => state
+            .messages
+            .send(&caller.user_id, &s.chat_id, s.content, s.idempotency_key)
+            .await
+            .map(|m| Some(convert::message(m))),
+        Some(Kind::Typing(t)) => state
+            .messages
+            .typing(&caller.user_id, &t.chat_id, t.typing)
+            .await
+            .map(|()| None),
+        Some(Kind::MarkRead(m)) => state
+            .messages
+            .mark_read(&caller.user_id, &m.chat_id, m.seq)
+            .await
+            .map(|_| None),
+        Some(Kind::Subscribe(_)) => Err(AppError::FailedPrecondition(
+            "kind: subscribe is only valid as the first frame".into(),
+        )),
+        None => Err(AppError::invalid("kind", "is required")),
+    };
+    let kind = match result {
+        Ok(message) => Out::Ack(proto::Ack { r#ref, message }),
+        Err(e) => {
+            let status = Status::from(e);
+            Out::Error(proto::FrameError {
+                r#ref,
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+            })
+        }
+    };
+    proto::ServerFrame { kind: Some(kind) }
+}

@@ -1,0 +1,87 @@
+//! What travels through the hub and, between nodes, through Redis.
+
+use serde::{Deserialize, Serialize};
+
+/// Where an event is published: a chat's subscribers, or one user's own
+/// membership feed (chats added to / removed from that user).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Topic {
+    Chat(String),
+    User(String),
+}
+
+/// A stored message, as streams deliver it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEvent {
+    pub id: String,
+    pub chat_id: String,
+    pub seq: i64,
+    pub sender_id: String,
+    pub sender_username: String,
+    pub content: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    Message(MessageEvent),
+    /// A member's watermarks moved.
+    Receipt {
+        chat_id: String,
+        user_id: String,
+        delivered_seq: i64,
+        read_seq: i64,
+    },
+    /// Ephemeral; never stored.
+    Typing {
+        chat_id: String,
+        user_id: String,
+        username: String,
+        typing: bool,
+    },
+    /// A member of this chat came online or went offline.
+    Presence {
+        chat_id: String,
+        user_id: String,
+        online: bool,
+        at: i64,
+    },
+    /// Someone joined or left the chat (to the chat's subscribers).
+    MemberChanged {
+        chat_id: String,
+        user_id: String,
+        joined: bool,
+    },
+    /// The user was added to a chat whose history ends at `from_seq` (to the
+    /// user's feed): deliver the chat from `from_seq + 1` on.
+    ChatAdded {
+        user_id: String,
+        chat_id: String,
+        from_seq: i64,
+    },
+    /// The user left or was removed (to the user's feed).
+    ChatRemoved {
+        user_id: String,
+        chat_id: String,
+    },
+    /// Local only: events of this chat may have been missed; re-read storage.
+    Resync {
+        chat_id: String,
+    },
+}
+
+impl Event {
+    pub fn topic(&self) -> Topic {
+        match self {
+            Event::Message(m) => Topic::Chat(m.chat_id.clone()),
+            Event::Receipt { chat_id, .. }
+            | Event::Typing { chat_id, .. }
+            | Event::Presence { chat_id, .. }
+            | Event::MemberChanged { chat_id, .. }
+            | Event::Resync { chat_id } => Topic::Chat(chat_id.clone()),
+            Event::ChatAdded { user_id, .. } | Event::ChatRemoved { user_id, .. } => {
+                Topic::User(user_id.clone())
+            }
+        }
+    }
+}
