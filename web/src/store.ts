@@ -419,6 +419,9 @@ export class Store {
     switch (k.case) {
       case "connected": {
         const first = !this.everConnected;
+        // The server follows this with who of our peers is online right now
+        // (only those): forget what we knew before the break.
+        this.presence.clear();
         this.conn = "online";
         this.everConnected = true;
         void this.refreshChats();
@@ -491,6 +494,12 @@ export class Store {
         return; // nothing visible changes
     }
     this.changed();
+  }
+
+  /** Online, offline, or unknown (null) while the stream is down. */
+  presenceOf(userId: string): boolean | null {
+    if (this.conn !== "online") return null;
+    return this.presence.get(userId) ?? false;
   }
 
   // ---- chats ---------------------------------------------------------------
@@ -700,6 +709,11 @@ export class Store {
   private insert(e: ChatEntry, m: Msg): void {
     e.messages.set(m.seq, m);
     e.sorted = null;
+    // Sending moves the sender's own watermarks up to the message (the server
+    // does so without a Receipt event): they have seen everything before it.
+    const r = e.receipts.get(m.userId);
+    if (!r) e.receipts.set(m.userId, { delivered: m.seq, read: m.seq });
+    else if (r.read < m.seq) e.receipts.set(m.userId, { delivered: Math.max(r.delivered, m.seq), read: m.seq });
     if (m.seq >= e.lastSeq || !e.lastMessage || m.seq > e.lastMessage.seq) {
       e.lastSeq = Math.max(e.lastSeq, m.seq);
       e.lastMessage = m;
@@ -756,6 +770,10 @@ export class Store {
 
   openChat(id: string | null): void {
     if (this.openChatId === id) return;
+    // What was on screen in the chat being left counts as read now, not
+    // after the debounce (when another chat is open).
+    clearTimeout(this.markTimer);
+    void this.flushMarkRead();
     this.openChatId = id;
     this.announcement = "";
     const e = this.openEntry();

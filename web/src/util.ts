@@ -27,7 +27,7 @@ export function backoffDelay(attempt: number, baseMs = 500, capMs = 10_000): num
   return Math.round(exp * (0.85 + Math.random() * 0.3));
 }
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const weekdayFmt = new Intl.DateTimeFormat(undefined, { weekday: "short" });
 const dateFmt = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
 const longDateFmt = new Intl.DateTimeFormat(undefined, {

@@ -210,7 +210,7 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
       <ul class="member-list">
         {e.members.map((m) => (
           <li key={m.id}>
-            <Avatar name={m.username} size="sm" online={m.id === store.me ? null : (store.presence.get(m.id) ?? null)} />
+            <Avatar name={m.username} size="sm" online={m.id === store.me ? null : store.presenceOf(m.id)} />
             <span>
               {m.username}
               {m.id === store.me && " (you)"}

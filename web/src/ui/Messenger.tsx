@@ -13,7 +13,12 @@ function chatFromHash(): string | null {
 }
 
 export function openChatRoute(id: string) {
-  if (chatFromHash() !== id) history.pushState({ chat: id, inApp: true }, "", `#/chat/${encodeURIComponent(id)}`);
+  const current = chatFromHash();
+  const url = `#/chat/${encodeURIComponent(id)}`;
+  // One history entry for "a chat is open" above the list, whichever chat:
+  // the back button (and "Back to chats") then always returns to the list.
+  if (current === null) history.pushState({ chat: id, inApp: true }, "", url);
+  else if (current !== id) history.replaceState({ chat: id, inApp: history.state?.inApp === true }, "", url);
   store.openChat(id);
 }
 
@@ -33,9 +38,7 @@ export function peerOf(e: ChatEntry) {
 
 export function presenceOf(e: ChatEntry): boolean | null {
   const peer = peerOf(e);
-  if (!peer) return null;
-  const p = store.presence.get(peer.id);
-  return p === undefined ? null : p;
+  return peer ? store.presenceOf(peer.id) : null;
 }
 
 export function chatTitle(e: ChatEntry): string {
@@ -83,7 +86,10 @@ export function Messenger() {
         <div class="side-title">
           <h1>Chats</h1>
           <button ref={newChatBtn} class="primary small" type="button" onClick={() => setDialog(true)} aria-haspopup="dialog">
-            <span aria-hidden="true">＋</span> New chat
+            <svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true">
+              <path d="M8 2.5v11M2.5 8h11" stroke="currentColor" stroke-width="2" stroke-linecap="round" />
+            </svg>
+            New chat
           </button>
         </div>
         <ConnectionBanner />
