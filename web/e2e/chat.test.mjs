@@ -402,3 +402,58 @@ test("two people chat in the browser across a server restart", { timeout: 240_00
   await ctxA.close();
   await ctxB.close();
 });
+
+test("history pages back when scrolling up", { timeout: 120_000 }, async () => {
+  const carol = { username: "carol", email: "carol@example.com", password: "carol-password-1" };
+  const dave = { username: "dave", email: "dave@example.com", password: "dave-password-1" };
+  const ctxC = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const ctxD = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const pageC = await ctxC.newPage();
+  const pageD = await ctxD.newPage();
+  watch(pageC, "carol");
+  watch(pageD, "dave");
+  await register(pageC, carol);
+  await register(pageD, dave);
+
+  await pageC.getByRole("button", { name: "New chat" }).first().click();
+  await pageC.getByTestId("new-chat-email").fill(dave.email);
+  await pageC.getByRole("button", { name: "Start chat" }).click();
+  await pageC.getByTestId("chat-title").getByText(dave.username, { exact: true }).waitFor({ timeout: WAIT });
+
+  // More than one page (the client loads 50 at a time).
+  const total = 70;
+  const texts = Array.from({ length: total }, (_, i) => `Line ${i + 1} of the long story`);
+  const box = pageC.getByTestId("composer");
+  for (const t of texts) {
+    await box.fill(t);
+    await box.press("Enter");
+  }
+  // All acknowledged: no pending bubble left.
+  await pageC.waitForFunction(() => !document.querySelector('[data-pending="true"]'), null, { timeout: 60_000 });
+
+  const item = chatItem(pageD, carol.username);
+  await item.getByTestId("unread").getByText(String(total), { exact: true }).waitFor({ timeout: WAIT });
+  // Dave's stream already brought all of them; after a reload the client
+  // knows only the chat list and must page through the history.
+  await pageD.reload();
+  await waitOnline(pageD, WAIT);
+  await item.getByTestId("unread").getByText(String(total), { exact: true }).waitFor({ timeout: WAIT });
+  await item.click();
+  await waitCount(pageD, texts[total - 1], 1);
+  const firstPage = await pageD.getByTestId("message").count();
+  assert.ok(firstPage < total, `the first page holds fewer than ${total} messages (got ${firstPage})`);
+
+  // Scrolling to the top fetches the older page.
+  await pageD.getByTestId("messages").evaluate((el) => {
+    el.scrollTop = 0;
+  });
+  await waitCount(pageD, texts[0], 1);
+  const shown = await pageD.$$eval('[data-testid="message-text"]', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(shown, texts, "every message once, in order");
+  await item.getByTestId("unread").waitFor({ state: "detached", timeout: WAIT });
+
+  const unexpected = problems.filter((p) => p.who === "carol" || p.who === "dave");
+  assert.deepEqual(unexpected, [], "browser console errors or page errors");
+  await ctxC.close();
+  await ctxD.close();
+});

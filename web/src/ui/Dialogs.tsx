@@ -57,11 +57,15 @@ export function parseEmails(s: string): string[] {
 
 const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
-function chatError(err: unknown): string {
+function chatError(err: unknown, several: boolean): string {
   const e = asConnectError(err);
   if (e.code === Code.NotFound) {
+    // The server names the address when it can ("email: x@y not found").
     const f = fieldOf(e.rawMessage);
-    return f?.detail ? `No account found: ${f.detail}` : "No one with that email has an account here.";
+    const named = f && f.detail.includes("@") ? ` (${f.detail})` : "";
+    return several
+      ? `Some of these addresses do not belong to anyone here${named}.`
+      : "No one with that email address has an account here.";
   }
   return describe(e);
 }
@@ -103,7 +107,7 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
       const id = await run();
       onClose(id);
     } catch (err) {
-      setError(chatError(err));
+      setError(chatError(err, group));
       setBusy(false);
     }
   }
@@ -186,7 +190,7 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
       await store.addMembers(e.id, list);
       setEmails("");
     } catch (err) {
-      setError(chatError(err));
+      setError(chatError(err, list.length > 1));
     }
     setBusy(false);
   }

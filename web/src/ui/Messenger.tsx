@@ -103,7 +103,8 @@ export function Messenger() {
           onClose={(created) => {
             setDialog(false);
             if (created) openChatRoute(created);
-            else newChatBtn.current?.focus();
+            // Once the modal dialog is gone (focus cannot leave it before).
+            else setTimeout(() => newChatBtn.current?.focus(), 0);
           }}
         />
       )}
