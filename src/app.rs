@@ -83,7 +83,7 @@ impl Application {
             None => IdempotencyCache::local(config.idempotency_ttl),
         };
 
-        let hub = Hub::default();
+        let hub = Hub::with_capacity(config.hub_capacity);
         let shutdown = CancellationToken::new();
         let node_id = uuid::Uuid::new_v4().simple().to_string();
         let (broker, presence) = match (&redis, &config.redis_url) {

@@ -75,6 +75,11 @@ pub struct Config {
     #[arg(long, env = "HEARTBEAT_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
 
+    /// Events buffered per chat for live streams. A stream further behind
+    /// catches up from storage instead (nothing is lost, it costs a query).
+    #[arg(long, env = "HUB_CAPACITY", default_value_t = crate::realtime::hub::CHANNEL_CAPACITY)]
+    pub hub_capacity: usize,
+
     /// How long in-flight calls get to finish after SIGTERM / Ctrl-C.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -99,6 +104,7 @@ impl Config {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             max_request_bytes: 64 * 1024,
             heartbeat_interval: Duration::from_secs(25),
+            hub_capacity: crate::realtime::hub::CHANNEL_CAPACITY,
             shutdown_grace: Duration::from_secs(10),
         }
     }

@@ -92,6 +92,7 @@ pub(super) async fn open(
                 match event {
                     Ok(event) => forwarder.on_event(&event).await?,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        realtime.hub.note_lag();
                         tracing::debug!(chat_id = %forwarder.chat_id, missed, "stream lagged; catching up from storage");
                         forwarder.catch_up(i64::MAX).await?;
                     }

@@ -28,6 +28,9 @@ struct Inner {
     topics: Mutex<Channels>,
     subscribers: watch::Sender<usize>,
     capacity: usize,
+    /// Times a subscriber fell more than `capacity` behind and caught up
+    /// from storage.
+    lags: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Hub {
@@ -43,6 +46,7 @@ impl Hub {
                 topics: Mutex::new(HashMap::new()),
                 subscribers: watch::channel(0).0,
                 capacity: capacity.max(1),
+                lags: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -95,6 +99,18 @@ impl Hub {
                 let _ = tx.send(Arc::new(Event::Resync { chat_id }));
             }
         }
+    }
+
+    /// Records that a subscriber lagged (and is catching up from storage).
+    pub fn note_lag(&self) {
+        self.inner
+            .lags
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many times subscribers lagged since start.
+    pub fn lag_count(&self) -> u64 {
+        self.inner.lags.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Open subscriptions across all topics.

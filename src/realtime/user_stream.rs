@@ -228,7 +228,10 @@ impl Forwarder {
                 },
                 Some((chat_id, event)) = self.subs.next() => match event {
                     Ok(event) => self.on_chat_event(&chat_id, &event).await?,
-                    Err(_) => self.catch_up(&chat_id, i64::MAX).await?,
+                    Err(_) => {
+                        self.realtime.hub.note_lag();
+                        self.catch_up(&chat_id, i64::MAX).await?
+                    }
                 },
             }
         }
