@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # The single deployable image: the tidings binary with its migrations and the
-# embedded web assets inside (build.rs stages web/dist if it was built, else
-# the placeholder page in web/fallback). Build with:
+# embedded web client inside (built in its own Node stage, then staged by
+# build.rs from web/dist). Build with:
 #
 #     docker build -t tidings .
 #
@@ -11,10 +11,24 @@
 #     docker run -p 8080:8080 -v tidings-data:/data tidings
 
 # ---------------------------------------------------------------------------
+# The web client: web/ and the proto it is generated from.
+FROM node:22-bookworm-slim AS web
+
+WORKDIR /src
+COPY proto proto
+COPY web/package.json web/package-lock.json web/
+RUN cd web && npm ci --no-audit --no-fund
+COPY web web
+RUN cd web && npm run build
+
+# ---------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
 
 WORKDIR /src
 COPY . .
+COPY --from=web /src/web/dist web/dist
+# The client is already built above; build.rs only stages web/dist.
+ENV TIDINGS_SKIP_WEB_BUILD=1
 
 # The cache mounts only speed up rebuilds. target/ lives in a cache mount, so
 # the binary is copied out of it inside the same RUN step.

@@ -15,6 +15,12 @@
 #                          key prefix.
 #     Without them these tests are skipped, except with CI=true, where they
 #     fail loudly so a missing service cannot pass unnoticed.
+#
+# Then the browser end-to-end test (web/e2e/): it builds the release server
+# (whose build.rs builds the web client), installs Debian's Chromium if
+# /usr/bin/chromium is missing (as root, with apt-get), and runs
+# `node --test web/e2e/`, which drives Chromium against the real server.
+# It needs Node.js 20+. TIDINGS_SKIP_E2E=1 skips it (never in CI).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -23,4 +29,36 @@ if [[ -z "${TEST_DATABASE_URL:-}" || -z "${TEST_REDIS_URL:-}" ]] && [[ "${CI:-}"
     echo "test.sh: TEST_DATABASE_URL and/or TEST_REDIS_URL not set, so only the SQLite/in-process half runs; set both (e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_REDIS_URL=redis://127.0.0.1:6379) to run the Postgres+Redis half too." >&2
 fi
 
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+
+if [[ "${TIDINGS_SKIP_E2E:-}" == "1" && "${CI:-}" != "true" ]]; then
+    echo "test.sh: TIDINGS_SKIP_E2E=1, so the browser end-to-end test is skipped." >&2
+    exit 0
+fi
+
+echo "==> browser end-to-end test (web/e2e)"
+command -v node >/dev/null || { echo "test.sh: node is not installed (Node.js 20+ is needed for the web client and its test)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "test.sh: npm is not installed" >&2; exit 1; }
+
+echo "test.sh: cargo build --release --locked --bin tidings"
+cargo build --release --locked --bin tidings
+
+CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+if [[ ! -x "$CHROMIUM_PATH" ]]; then
+    if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null; then
+        echo "test.sh: $CHROMIUM_PATH is missing; installing Debian's chromium: apt-get update && apt-get install -y chromium"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+    else
+        echo "test.sh: $CHROMIUM_PATH is missing; install it (Debian/Ubuntu: sudo apt-get install chromium) or set CHROMIUM_PATH" >&2
+        exit 1
+    fi
+fi
+export CHROMIUM_PATH
+
+if [[ ! -d web/node_modules ]]; then
+    echo "test.sh: npm ci in web/"
+    (cd web && npm ci --no-audit --no-fund)
+fi
+
+node --test web/e2e/

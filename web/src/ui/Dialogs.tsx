@@ -1,0 +1,245 @@
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { Code, asConnectError, describe, fieldOf } from "../api";
+import { store, type ChatEntry } from "../store";
+import { Avatar } from "./common";
+
+/** A modal <dialog>: the browser traps focus, Escape closes it, and focus
+ * returns to where it was. */
+function Modal(props: { title: string; onClose: () => void; children: ComponentChildren; labelId: string }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => d?.close();
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      class="modal"
+      aria-labelledby={props.labelId}
+      onCancel={(ev) => {
+        ev.preventDefault();
+        props.onClose();
+      }}
+      onClick={(ev) => {
+        if (ev.target === ref.current) props.onClose(); // the backdrop
+      }}
+    >
+      <div class="modal-body">
+        <header class="modal-head">
+          <h2 id={props.labelId}>{props.title}</h2>
+          <button class="icon-btn" type="button" aria-label="Close" onClick={props.onClose}>
+            <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
+              <path d="M6 6l12 12M18 6L6 18" stroke="currentColor" stroke-width="2" stroke-linecap="round" />
+            </svg>
+          </button>
+        </header>
+        {props.children}
+      </div>
+    </dialog>
+  );
+}
+
+/** Emails typed into one box, separated by commas, semicolons, spaces or new lines. */
+export function parseEmails(s: string): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const part of s.split(/[\s,;]+/)) {
+    const t = part.trim();
+    if (t && !seen.has(t.toLowerCase())) {
+      seen.add(t.toLowerCase());
+      out.push(t);
+    }
+  }
+  return out;
+}
+
+const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
+
+function chatError(err: unknown, several: boolean): string {
+  const e = asConnectError(err);
+  if (e.code === Code.NotFound) {
+    // The server names the address when it can ("email: x@y not found").
+    const f = fieldOf(e.rawMessage);
+    const named = f && f.detail.includes("@") ? ` (${f.detail})` : "";
+    return several
+      ? `Some of these addresses do not belong to anyone here${named}.`
+      : "No one with that email address has an account here.";
+  }
+  return describe(e);
+}
+
+export function NewChatDialog({ onClose }: { onClose: (created?: string) => void }) {
+  const [group, setGroup] = useState(false);
+  const [email, setEmail] = useState("");
+  const [name, setName] = useState("");
+  const [members, setMembers] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const firstRef = useRef<HTMLInputElement>(null);
+
+  useEffect(() => {
+    firstRef.current?.focus();
+  }, [group]);
+
+  async function submit(ev: Event) {
+    ev.preventDefault();
+    if (busy) return;
+    setError("");
+    let run: () => Promise<string>;
+    if (!group) {
+      const addr = email.trim();
+      if (!EMAIL_RE.test(addr)) return setError("Enter the email address of the person to chat with.");
+      if (addr.toLowerCase() === store.session?.user.email.toLowerCase()) return setError("That is your own email address.");
+      run = () => store.createDirect(addr);
+    } else {
+      const list = parseEmails(members);
+      if (!name.trim()) return setError("Give the group a name.");
+      if ([...name.trim()].length > 50) return setError("Group names have at most 50 characters.");
+      if (!list.length) return setError("Add at least one member by email.");
+      const bad = list.find((x) => !EMAIL_RE.test(x));
+      if (bad) return setError(`“${bad}” is not an email address.`);
+      run = () => store.createGroup(name, list);
+    }
+    setBusy(true);
+    try {
+      const id = await run();
+      onClose(id);
+    } catch (err) {
+      setError(chatError(err, group));
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Modal title="New chat" labelId="new-chat-title" onClose={() => onClose()}>
+      <div class="segmented" role="group" aria-label="Kind of chat">
+        <button type="button" aria-pressed={!group} onClick={() => (setGroup(false), setError(""))}>
+          Direct message
+        </button>
+        <button type="button" aria-pressed={group} onClick={() => (setGroup(true), setError(""))}>
+          Group
+        </button>
+      </div>
+      <form onSubmit={submit} noValidate aria-busy={busy}>
+        {!group ? (
+          <div class="field">
+            <label for="new-email">Their email</label>
+            <input
+              ref={firstRef}
+              id="new-email"
+              type="email"
+              inputMode="email"
+              autoComplete="off"
+              value={email}
+              onInput={(e) => setEmail(e.currentTarget.value)}
+              aria-describedby="new-chat-error"
+              data-testid="new-chat-email"
+            />
+          </div>
+        ) : (
+          <>
+            <div class="field">
+              <label for="group-name">Group name</label>
+              <input ref={firstRef} id="group-name" maxLength={50} value={name} onInput={(e) => setName(e.currentTarget.value)} aria-describedby="new-chat-error" />
+            </div>
+            <div class="field">
+              <label for="group-members">Members’ emails</label>
+              <textarea
+                id="group-members"
+                rows={3}
+                value={members}
+                onInput={(e) => setMembers(e.currentTarget.value)}
+                aria-describedby="group-members-hint new-chat-error"
+              />
+              <p id="group-members-hint" class="hint">
+                Separate them with commas or new lines.
+              </p>
+            </div>
+          </>
+        )}
+        <p id="new-chat-error" class="form-error" role="alert" data-testid="new-chat-error">
+          {error}
+        </p>
+        <div class="modal-actions">
+          <button class="secondary" type="button" onClick={() => onClose()}>
+            Cancel
+          </button>
+          <button class="primary" type="submit" disabled={busy}>
+            {busy ? "Opening…" : group ? "Create group" : "Start chat"}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => void }) {
+  const [emails, setEmails] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+
+  async function add(ev: Event) {
+    ev.preventDefault();
+    const list = parseEmails(emails);
+    if (!list.length) return setError("Enter at least one email address.");
+    setBusy(true);
+    setError("");
+    try {
+      await store.addMembers(e.id, list);
+      setEmails("");
+    } catch (err) {
+      setError(chatError(err, list.length > 1));
+    }
+    setBusy(false);
+  }
+
+  async function leave() {
+    if (!window.confirm(`Leave “${e.name}”?`)) return;
+    setBusy(true);
+    try {
+      await store.leave(e.id);
+      onClose();
+      history.replaceState(null, "", location.pathname + location.search);
+    } catch (err) {
+      setError(describe(err));
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Modal title={e.name || "Group"} labelId="group-info-title" onClose={onClose}>
+      <h3 class="modal-sub">{e.members.length} members</h3>
+      <ul class="member-list">
+        {e.members.map((m) => (
+          <li key={m.id}>
+            <Avatar name={m.username} size="sm" online={m.id === store.me ? null : store.presenceOf(m.id)} />
+            <span>
+              {m.username}
+              {m.id === store.me && " (you)"}
+            </span>
+            <span class="muted small">{m.email}</span>
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={add} noValidate>
+        <div class="field">
+          <label for="add-members">Add people by email</label>
+          <input id="add-members" value={emails} onInput={(ev) => setEmails(ev.currentTarget.value)} aria-describedby="group-info-error" />
+        </div>
+        <p id="group-info-error" class="form-error" role="alert">
+          {error}
+        </p>
+        <div class="modal-actions">
+          <button class="danger" type="button" onClick={leave} disabled={busy}>
+            Leave group
+          </button>
+          <button class="primary" type="submit" disabled={busy}>
+            Add
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
