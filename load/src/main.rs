@@ -57,6 +57,13 @@ struct Cli {
     /// Reference ceiling: redis-benchmark PUBLISH requests/s of this machine.
     #[arg(long, global = true)]
     ref_publish_rps: Option<f64>,
+    /// Shell command run (and waited for) when the measured window starts,
+    /// e.g. `callgrind_control -i on <pid>`.
+    #[arg(long, global = true)]
+    at_start: Option<String>,
+    /// Shell command run (and waited for) when the measured window ends.
+    #[arg(long, global = true)]
+    at_end: Option<String>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -126,6 +133,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         ref_publish_rps: cli.ref_publish_rps,
         connect_timeout: cli.connect_timeout,
         run_id: client::run_id(),
+        at_start: cli.at_start.clone(),
+        at_end: cli.at_end.clone(),
     };
     // Fail early and clearly when the server is not there.
     client::connect(&ctx.server, ctx.connect_timeout).await?;

@@ -124,12 +124,14 @@ pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Report> {
         Arc::new(AtomicBool::new(false)),
     );
     tokio::time::sleep_until(start.into()).await;
+    ctx.window_started().await;
     let sampler = Sampler::start(ctx.server_pid);
     pacer.await?;
     let acked = stats.acked_measured.load(Ordering::Relaxed);
     let expected = acked * args.subscribers as u64;
     measure.drain(expected, ctx.drain).await;
     let usage = sampler.finish();
+    ctx.window_ended().await;
 
     let delivery = measure.delivery.summary();
     report.add("subscriptions", args.subscribers as f64, "count");

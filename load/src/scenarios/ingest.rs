@@ -87,11 +87,13 @@ pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Report> {
         })
         .collect();
     tokio::time::sleep_until(start.into()).await;
+    ctx.window_started().await;
     let sampler = Sampler::start(ctx.server_pid);
     for t in tasks {
         t.await?;
     }
     let usage = sampler.finish();
+    ctx.window_ended().await;
 
     // Persisted: the chats' message counts add up to the acknowledged sends.
     let totals: Vec<anyhow::Result<i64>> = futures::stream::iter(users.iter().zip(&chats))

@@ -156,9 +156,11 @@ pub async fn run(
     });
 
     sampler_at.await;
+    ctx.window_started().await;
     let sampler = Sampler::start(ctx.server_pid);
     pacer.await?;
     let usage = sampler.finish();
+    ctx.window_ended().await;
     let acked = stats.acked_measured.load(Ordering::Relaxed);
     let expected = acked * args.subscribers as u64;
     measure.drain(expected, ctx.drain).await;

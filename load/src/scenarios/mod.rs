@@ -35,6 +35,38 @@ pub struct Ctx {
     pub connect_timeout: Duration,
     /// Makes this run's user names unique.
     pub run_id: String,
+    /// Shell commands run when the measured window starts and ends (e.g. to
+    /// switch a profiler's collection on and off).
+    pub at_start: Option<String>,
+    pub at_end: Option<String>,
+}
+
+impl Ctx {
+    /// Runs the `--at-start` hook, if any, and waits for it.
+    pub async fn window_started(&self) {
+        run_hook(self.at_start.as_deref()).await;
+    }
+
+    /// Runs the `--at-end` hook, if any, and waits for it.
+    pub async fn window_ended(&self) {
+        run_hook(self.at_end.as_deref()).await;
+    }
+}
+
+async fn run_hook(command: Option<&str>) {
+    let Some(command) = command else { return };
+    let command = command.to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .status()
+    })
+    .await;
+    match result {
+        Ok(Ok(status)) if status.success() => {}
+        other => eprintln!("hook failed: {other:?}"),
+    }
 }
 
 /// Shards of the delivery histograms (one lock each).
