@@ -31,6 +31,9 @@ fi
 
 cargo test --workspace --locked "$@"
 
+echo "==> load tool smoke run (load/smoke.sh)"
+load/smoke.sh
+
 if [[ "${TIDINGS_SKIP_E2E:-}" == "1" && "${CI:-}" != "true" ]]; then
     echo "test.sh: TIDINGS_SKIP_E2E=1, so the browser end-to-end test is skipped." >&2
     exit 0
