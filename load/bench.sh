@@ -21,7 +21,10 @@
 #   DURATION [20s]  WARMUP [2s]    OUT [target/bench-results/<timestamp>]
 #   PG_URL [postgres://postgres@127.0.0.1:5432]   REDIS_URL_BENCH [redis://127.0.0.1:6379]
 #   INGEST_SENDERS [64]  FANOUT_SUBSCRIBERS [10000]  IDLE_STREAMS [20000]
-#   SKIP_BUILD [unset]: use the binaries already built.
+#   ARGS_<scenario>: the tool's whole argument list for that scenario,
+#     e.g. ARGS_latency="latency --rate 100" ARGS_fanout="fanout --subscribers 1000"
+#   BIN_DIR [unset]: use the tidings and tidings-load binaries in that folder
+#     instead of building.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -82,14 +85,18 @@ trap cleanup EXIT
 log() { echo "bench: $*" >&2; }
 
 # --- 1. build ----------------------------------------------------------------
-if [[ -z "${SKIP_BUILD:-}" ]]; then
+mkdir -p "$work/bin"
+if [[ -n "${BIN_DIR:-}" ]]; then
+    cp "$BIN_DIR/tidings" "$BIN_DIR/tidings-load" "$work/bin/"
+else
     log "building release binaries"
     cargo build --release --locked -p tidings -p tidings-load
+    target_dir=$(cargo metadata --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    # Copied at once: another checkout sharing this target dir may build
+    # over the same paths.
+    cp "$target_dir/release/tidings" "$target_dir/release/tidings-load" "$work/bin/"
 fi
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-mkdir -p "$work/bin"
-cp "$target_dir/release/tidings" "$target_dir/release/tidings-load" "$work/bin/"
 SERVER="$work/bin/tidings"
 LOAD="$work/bin/tidings-load"
 
@@ -163,7 +170,12 @@ start_server() { # backend scenario
     return 1
 }
 
-scenario_args() {
+scenario_args() { # ARGS_<scenario> overrides, e.g. ARGS_latency="latency --rate 100"
+    local override="ARGS_$1"
+    if [[ -n "${!override:-}" ]]; then
+        echo "${!override}"
+        return
+    fi
     case $1 in
         ingest) echo "ingest --senders $INGEST_SENDERS" ;;
         latency) echo "latency" ;;

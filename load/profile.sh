@@ -16,7 +16,8 @@
 #
 # Embedded SQLite by default; BACKEND=postgres uses the scratch database
 # `tidings_bench` and Redis prefix `tidings_bench:` (removed at the end).
-# Output: $OUT (default target/bench-results/profile-<mode>-<scenario>-<time>).
+# BIN_DIR: use the tidings and tidings-load binaries in that folder instead
+# of building. Output: $OUT (default target/bench-results/profile-<mode>-<scenario>-<time>).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -30,13 +31,15 @@ OUT=${OUT:-"$root/target/bench-results/profile-$mode-$scenario-$BACKEND-$(date +
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    cargo build --release --locked -p tidings -p tidings-load
-fi
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 work=$(mktemp -d)
-cp "$target_dir/release/tidings" "$target_dir/release/tidings-load" "$work/"
+if [[ -n "${BIN_DIR:-}" ]]; then
+    cp "$BIN_DIR/tidings" "$BIN_DIR/tidings-load" "$work/"
+else
+    cargo build --release --locked -p tidings -p tidings-load
+    target_dir=$(cargo metadata --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    cp "$target_dir/release/tidings" "$target_dir/release/tidings-load" "$work/"
+fi
 
 server_pid=""
 cleanup() {
