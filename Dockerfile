@@ -10,9 +10,13 @@
 #
 #     docker run -p 8080:8080 -v tidings-data:/data tidings
 
+# The toolchains match the CI machine's (Node.js 20, Rust 1.95), and CI runs
+# this file's build and start commands outside Docker
+# (scripts/docker-parity.sh), so what CI tests is what the image runs.
+
 # ---------------------------------------------------------------------------
 # The web client: web/ and the proto it is generated from.
-FROM node:22-bookworm-slim AS web
+FROM node:20-bookworm-slim AS web
 
 WORKDIR /src
 COPY proto proto
@@ -22,7 +26,7 @@ COPY web web
 RUN cd web && npm run build
 
 # ---------------------------------------------------------------------------
-FROM rust:1-bookworm AS builder
+FROM rust:1.95-bookworm AS builder
 
 WORKDIR /src
 COPY . .

@@ -16,11 +16,16 @@
 #     Without them these tests are skipped, except with CI=true, where they
 #     fail loudly so a missing service cannot pass unnoticed.
 #
-# Then the browser end-to-end test (web/e2e/): it builds the release server
-# (whose build.rs builds the web client), installs Debian's Chromium if
-# /usr/bin/chromium is missing (as root, with apt-get), and runs
-# `node --test web/e2e/`, which drives Chromium against the real server.
-# It needs Node.js 20+. TIDINGS_SKIP_E2E=1 skips it (never in CI).
+# Then:
+#   - load/smoke.sh: the load tool against a real server, a few seconds;
+#   - scripts/api-examples.sh: every example of docs/API_USAGE.md, run;
+#   - scripts/docker-parity.sh: the Dockerfile's build and start commands
+#     outside Docker (this builds the release server, web client inside);
+#   - the browser end-to-end test (web/e2e/) against that release server: it
+#     installs Debian's Chromium if /usr/bin/chromium is missing (as root, with
+#     apt-get), and runs `node --test web/e2e/`.
+# They need Node.js 20+ and python3. TIDINGS_SKIP_E2E=1 skips the last three
+# (never in CI).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -35,16 +40,19 @@ echo "==> load tool smoke run (load/smoke.sh)"
 load/smoke.sh
 
 if [[ "${TIDINGS_SKIP_E2E:-}" == "1" && "${CI:-}" != "true" ]]; then
-    echo "test.sh: TIDINGS_SKIP_E2E=1, so the browser end-to-end test is skipped." >&2
+    echo "test.sh: TIDINGS_SKIP_E2E=1, so the API examples, the Docker parity check and the browser test are skipped." >&2
     exit 0
 fi
+
+echo "==> docs/API_USAGE.md examples (scripts/api-examples.sh)"
+scripts/api-examples.sh
+
+echo "==> the Dockerfile's build and start, outside Docker (scripts/docker-parity.sh)"
+scripts/docker-parity.sh
 
 echo "==> browser end-to-end test (web/e2e)"
 command -v node >/dev/null || { echo "test.sh: node is not installed (Node.js 20+ is needed for the web client and its test)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "test.sh: npm is not installed" >&2; exit 1; }
-
-echo "test.sh: cargo build --release --locked --bin tidings"
-cargo build --release --locked --bin tidings
 
 CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
 if [[ ! -x "$CHROMIUM_PATH" ]]; then
