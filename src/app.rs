@@ -71,9 +71,13 @@ impl Application {
         let secret = load_secret(config.jwt_secret.as_deref(), embedded, &config.data_dir)?;
         let tokens = Tokens::new(&secret, config.token_ttl)?;
 
-        let store = Store::connect(config.database_url.as_deref(), &config.data_dir)
-            .await
-            .context("connecting to the database")?;
+        let store = Store::connect_with(
+            config.database_url.as_deref(),
+            &config.data_dir,
+            config.db_acquire_timeout,
+        )
+        .await
+        .context("connecting to the database")?;
 
         let redis = match &config.redis_url {
             Some(url) => Some(connect_redis(url).await?),
@@ -177,18 +181,28 @@ impl Application {
         let scheme = if serve.tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, %scheme, "listening (gRPC, gRPC-Web and web client)");
         let token = state.shutdown.clone();
-        let serve = crate::server::serve(listener, router, serve, token.clone());
+        let store = state.store.clone();
+        let serve = async move {
+            crate::server::serve(listener, router, serve, token.clone())
+                .await
+                .context("serving")?;
+            // Closing the pool waits for every checked-out connection, so it
+            // is inside the grace period too: a call stuck in the database
+            // (a lock, an unreachable server) must not hold the exit.
+            store.close().await;
+            anyhow::Ok(())
+        };
+        let token = state.shutdown.clone();
         let grace_expired = async {
             token.cancelled().await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = serve => result.context("serving")?,
+            result = serve => result?,
             _ = grace_expired => {
                 tracing::warn!(?grace, "shutdown grace period over; dropping remaining connections");
             }
         }
-        state.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

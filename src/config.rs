@@ -139,6 +139,12 @@ pub struct Config {
     /// How long in-flight calls get to finish after SIGTERM / Ctrl-C.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// PostgreSQL: how long a call waits for a database connection (a free
+    /// pool slot, or the server accepting a new one) before failing with
+    /// UNAVAILABLE. Also how long calls take to fail while the database is down.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub db_acquire_timeout: Duration,
 }
 
 impl Config {
@@ -167,6 +173,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(10),
             health_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            db_acquire_timeout: crate::store::DEFAULT_ACQUIRE_TIMEOUT,
         }
     }
 }

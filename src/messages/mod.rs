@@ -234,7 +234,10 @@ impl MessageService {
         }
     }
 
-    /// Answers a repeated key with the original message, if it matches.
+    /// Answers a repeated key with the original message, if it matches, and
+    /// announces it again: a retry means the client got no answer, and the
+    /// node that stored it may have died before announcing it. Streams skip
+    /// what they already delivered, so a second announcement costs nothing.
     async fn replay(
         &self,
         existing: Message,
@@ -254,6 +257,15 @@ impl MessageService {
             .await?
             .map(|u| u.username)
             .unwrap_or_default();
+        self.realtime.publish(Event::Message(MessageEvent {
+            id: existing.id.clone(),
+            chat_id: existing.chat_id.clone(),
+            seq: existing.seq,
+            sender_id: existing.sender_id.clone(),
+            sender_username: username.clone(),
+            content: existing.content.clone(),
+            created_at: existing.created_at,
+        }));
         Ok(MessageView {
             message: existing,
             status,

@@ -69,6 +69,10 @@ fn is_unavailable(err: &DbErr) -> bool {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How long a call waits for a PostgreSQL connection (a free pool slot, or
+/// the server accepting a new one) before it fails with UNAVAILABLE.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The database handle. Cheap to clone (a pool inside).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -79,20 +83,41 @@ impl Store {
     /// Connects to `database_url`, or to the embedded SQLite file in
     /// `data_dir` when there is none, and brings the schema up to date.
     pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Store> {
-        let store = Store::open(database_url, data_dir).await?;
+        Store::connect_with(database_url, data_dir, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`Store::connect`] with the PostgreSQL pool's acquire timeout (see
+    /// [`DEFAULT_ACQUIRE_TIMEOUT`]).
+    pub async fn connect_with(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Store> {
+        let store = Store::open_with(database_url, data_dir, acquire_timeout).await?;
         Migrator::up(&store.db, None).await?;
         Ok(store)
     }
 
     /// Connects without touching the schema (for `tidings migrate`).
     pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Store> {
+        Store::open_with(database_url, data_dir, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    async fn open_with(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Store> {
         let db = match database_url {
             Some(url) => {
                 let mut opts = ConnectOptions::new(url.to_owned());
+                // sqlx retries a refused connection until this deadline, so
+                // it is also how long a call takes to fail (UNAVAILABLE)
+                // while PostgreSQL is down. (SeaORM's connect_timeout sets
+                // the same sqlx deadline, so it is not set separately.)
                 opts.max_connections(32)
                     .min_connections(1)
-                    .connect_timeout(Duration::from_secs(5))
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(acquire_timeout)
                     .sqlx_logging(false);
                 Database::connect(opts).await?
             }

@@ -21,6 +21,7 @@ both_backends!(
     concurrent_duplicates_make_one_message,
     survives_a_server_restart,
     survives_losing_the_fast_path_cache,
+    retry_announces_a_stored_but_unannounced_message,
 );
 
 fn same_message(a: &Message, b: &Message) {
@@ -312,4 +313,46 @@ async fn survives_losing_the_fast_path_cache(backend: Backend) {
         same_message(&first, &m);
     }
     assert_eq!(app.all_messages(&bob, &chat_id).await.total, 1);
+}
+
+/// A node stored a message but died before announcing it to live streams
+/// (and before answering): the client's retry with the same key announces
+/// it, so subscribers get it now rather than when the chat's next message
+/// reveals the gap.
+async fn retry_announces_a_stored_but_unannounced_message(backend: Backend) {
+    use tidings::store::messages::NewMessage;
+    let app = spawn_app(backend).await;
+    let (alice, bob, chat_id) = setup(&app).await;
+    let mut sub = app.subscribe(&bob, &chat_id, 0).await;
+    // Stored the way the send path stores it, but never published.
+    let stored = app
+        .state
+        .store
+        .append_message(NewMessage {
+            id: tidings::store::new_id(),
+            chat_id: chat_id.clone(),
+            sender_id: alice.id.clone(),
+            idempotency_key: Some("lost-ack".into()),
+            content: "hello".into(),
+            created_at: tidings::store::now_micros(),
+        })
+        .await
+        .expect("store the message");
+    let again = app
+        .try_send(&alice, &chat_id, "hello", "lost-ack")
+        .await
+        .unwrap();
+    assert_eq!((again.id.as_str(), again.seq), (stored.id.as_str(), 1));
+    let got = sub.next().await;
+    assert_eq!((got.message_id.as_str(), got.seq), (stored.id.as_str(), 1));
+    // A further retry announces it again; the stream does not repeat it.
+    app.try_send(&alice, &chat_id, "hello", "lost-ack")
+        .await
+        .unwrap();
+    let next = app.send(&alice, &chat_id, "after").await;
+    assert_eq!(
+        sub.next().await.seq,
+        next.seq,
+        "the stream repeated a message"
+    );
 }
