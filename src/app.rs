@@ -48,6 +48,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Storage / Redis reachability as last probed.
     pub health: crate::health::Health,
+    /// Abuse limits (rates, stream caps).
+    pub limits: crate::limits::Limits,
 }
 
 pub struct Application {
@@ -114,6 +116,8 @@ impl Application {
         };
         let realtime = Realtime::new(hub.clone(), broker, presence, store.clone());
         realtime.spawn_upkeep(shutdown.clone());
+        let limits = crate::limits::Limits::new(&config);
+        limits.spawn_upkeep(shutdown.clone());
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let state = AppState {
             users: UserService::new(store.clone(), Passwords::new(workers), tokens.clone()),
@@ -128,6 +132,7 @@ impl Application {
             health: crate::health::Health::default(),
             redis,
             shutdown,
+            limits,
         };
 
         let (router, reporter) = router(&state, &config).await?;
@@ -150,6 +155,7 @@ impl Application {
                 tls,
                 keepalive: config.http2_keepalive,
                 header_read_timeout: config.header_read_timeout,
+                max_header_bytes: config.max_header_bytes,
             },
         })
     }
@@ -339,6 +345,7 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
                 h("grpc-message"),
                 h("grpc-status-details-bin"),
                 h("x-request-id"),
+                h(crate::limits::RETRY_AFTER),
             ])
             .max_age(Duration::from_secs(24 * 3600)),
     ))

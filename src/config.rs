@@ -128,9 +128,58 @@ pub struct Config {
     #[arg(long, env = "HTTP2_KEEPALIVE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub http2_keepalive: Duration,
 
-    /// How long an HTTP/1.1 client may take to send its request headers.
+    /// How long an HTTP/1.1 client may take to send its request headers,
+    /// counted from when the connection is ready for a request: it also
+    /// closes a keep-alive connection idle for that long, and a connection
+    /// that sends nothing at all.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
+
+    /// Largest request head (request line and headers on HTTP/1.1, the
+    /// header list on HTTP/2), in bytes. Over it: HTTP 431 (HTTP/1.1; below
+    /// 8 KiB counts as 8 KiB there; the connection closes) or 431 on that
+    /// stream (HTTP/2).
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: u32,
+
+    /// Messages one user may send per second (SendMessage and Session `send`
+    /// frames together), sustained. 0: no limit.
+    #[arg(long, env = "SEND_RATE", default_value_t = 10)]
+    pub send_rate: u32,
+
+    /// Messages one user may send at once before SEND_RATE applies.
+    #[arg(long, env = "SEND_BURST", default_value_t = 30)]
+    pub send_burst: u32,
+
+    /// Typing updates one user may send per second (SendTyping and Session
+    /// `typing` frames; a budget of their own, apart from messages). 0: no limit.
+    #[arg(long, env = "TYPING_RATE", default_value_t = 5)]
+    pub typing_rate: u32,
+
+    /// Typing updates one user may send at once before TYPING_RATE applies.
+    #[arg(long, env = "TYPING_BURST", default_value_t = 20)]
+    pub typing_burst: u32,
+
+    /// CreateUser and Login calls per minute from one client address (an
+    /// IPv6 client's /64), sustained. 0: no limit.
+    #[arg(long, env = "AUTH_RATE", default_value_t = 30)]
+    pub auth_rate: u32,
+
+    /// CreateUser and Login calls one address may make at once before
+    /// AUTH_RATE applies.
+    #[arg(long, env = "AUTH_BURST", default_value_t = 10)]
+    pub auth_burst: u32,
+
+    /// Open streams per user on this server (Subscribe, Session and
+    /// SubscribeToChat together); one more is refused. 0: no limit.
+    #[arg(long, env = "MAX_STREAMS_PER_USER", default_value_t = 64)]
+    pub max_streams_per_user: usize,
+
+    /// Take the client address for AUTH_RATE from the last X-Forwarded-For
+    /// entry. Only behind exactly one reverse proxy that appends it;
+    /// otherwise clients could pick their own address.
+    #[arg(long, env = "TRUST_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_proxy: bool,
 
     /// How often storage and Redis are probed for health and readiness.
     #[arg(long, env = "HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -171,6 +220,15 @@ impl Config {
             tls_key: None,
             http2_keepalive: Duration::from_secs(20),
             header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            send_rate: 10,
+            send_burst: 30,
+            typing_rate: 5,
+            typing_burst: 20,
+            auth_rate: 30,
+            auth_burst: 10,
+            max_streams_per_user: 64,
+            trust_proxy: false,
             health_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             db_acquire_timeout: crate::store::DEFAULT_ACQUIRE_TIMEOUT,

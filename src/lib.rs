@@ -23,6 +23,7 @@ pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod idempotency;
+pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod realtime;

@@ -27,6 +27,8 @@ pub const MESSAGES: &str = "tidings_messages_stored_total";
 pub const DB_UP: &str = "tidings_database_up";
 pub const REDIS_UP: &str = "tidings_redis_up";
 pub const DB_POOL: &str = "tidings_database_pool_connections";
+/// Calls and connections refused by an abuse limit, by `limit`.
+pub const LIMITED: &str = "tidings_limited_total";
 
 /// The process's Prometheus handle (installing the recorder on first use).
 pub fn handle() -> &'static PrometheusHandle {

@@ -59,9 +59,13 @@ impl EventsService for Events {
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let caller = self.0.caller(&request)?;
+        let slot = self.0.limits.open_stream(&caller.user_id)?;
         let rx = self.open(&caller, request.into_inner().cursors).await?;
-        let stream =
-            ReceiverStream::new(rx).map(|item| item.map(convert::user_item).map_err(Status::from));
+        let stream = ReceiverStream::new(rx).map(move |item| {
+            // The slot lives as long as the response stream.
+            let _ = &slot;
+            item.map(convert::user_item).map_err(Status::from)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -73,6 +77,7 @@ impl EventsService for Events {
         request: Request<Streaming<proto::ClientFrame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let caller = self.0.caller(&request)?;
+        let slot = self.0.limits.open_stream(&caller.user_id)?;
         let mut inbound = request.into_inner();
 
         // Events start after the first frame: a `subscribe` (with the
@@ -142,7 +147,12 @@ impl EventsService for Events {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let frames = ReceiverStream::new(rx).map(move |frame| {
+            // The slot lives as long as the response stream.
+            let _ = &slot;
+            frame
+        });
+        Ok(Response::new(Box::pin(frames)))
     }
 }
 
@@ -157,16 +167,22 @@ async fn handle_frame(
     use proto::server_frame::Kind as Out;
     let r#ref = frame.r#ref;
     let result: Result<Option<proto::Message>, AppError> = match frame.kind {
-        Some(Kind::Send(s)) => state
-            .messages
-            .send(&caller.user_id, &s.chat_id, s.content, s.idempotency_key)
-            .await
-            .map(|m| Some(convert::message(m))),
-        Some(Kind::Typing(t)) => state
-            .messages
-            .typing(&caller.user_id, &t.chat_id, t.typing)
-            .await
-            .map(|()| None),
+        Some(Kind::Send(s)) => match state.limits.send(&caller.user_id) {
+            Ok(()) => state
+                .messages
+                .send(&caller.user_id, &s.chat_id, s.content, s.idempotency_key)
+                .await
+                .map(|m| Some(convert::message(m))),
+            Err(limited) => Err(limited.into()),
+        },
+        Some(Kind::Typing(t)) => match state.limits.typing(&caller.user_id) {
+            Ok(()) => state
+                .messages
+                .typing(&caller.user_id, &t.chat_id, t.typing)
+                .await
+                .map(|()| None),
+            Err(limited) => Err(limited.into()),
+        },
         Some(Kind::MarkRead(m)) => state
             .messages
             .mark_read(&caller.user_id, &m.chat_id, m.seq)

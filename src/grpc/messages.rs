@@ -21,6 +21,7 @@ impl MessagesService for Messages {
         request: Request<proto::SendMessageRequest>,
     ) -> Result<Response<proto::SendMessageResponse>, Status> {
         let caller = self.0.caller(&request)?;
+        self.0.limits.send(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
@@ -85,6 +86,7 @@ impl MessagesService for Messages {
         request: Request<proto::SubscribeToChatRequest>,
     ) -> Result<Response<Self::SubscribeToChatStream>, Status> {
         let caller = self.0.caller(&request)?;
+        let slot = self.0.limits.open_stream(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let rx = self
@@ -98,8 +100,11 @@ impl MessagesService for Messages {
                 self.0.shutdown.clone(),
             )
             .await?;
-        let stream = ReceiverStream::new(rx)
-            .map(|item| item.map(convert::stream_item).map_err(Status::from));
+        let stream = ReceiverStream::new(rx).map(move |item| {
+            // The slot lives as long as the response stream.
+            let _ = &slot;
+            item.map(convert::stream_item).map_err(Status::from)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -131,6 +136,7 @@ impl MessagesService for Messages {
         request: Request<proto::SendTypingRequest>,
     ) -> Result<Response<proto::SendTypingResponse>, Status> {
         let caller = self.0.caller(&request)?;
+        self.0.limits.typing(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self

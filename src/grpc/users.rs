@@ -13,6 +13,7 @@ impl UsersService for Users {
         &self,
         request: Request<proto::CreateUserRequest>,
     ) -> Result<Response<proto::CreateUserResponse>, Status> {
+        self.0.limits.auth(&request)?;
         let r = request.into_inner();
         let result = self
             .0
@@ -31,6 +32,7 @@ impl UsersService for Users {
         &self,
         request: Request<proto::LoginRequest>,
     ) -> Result<Response<proto::LoginResponse>, Status> {
+        self.0.limits.auth(&request)?;
         let r = request.into_inner();
         let result = self.0.users.login(&r.email, &r.password).await;
         reply(result, |s| proto::LoginResponse {

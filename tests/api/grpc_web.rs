@@ -28,7 +28,7 @@ both_backends!(
 );
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Binary,
     Text,
 }
@@ -43,7 +43,7 @@ impl Mode {
 }
 
 /// A minimal gRPC-Web client over HTTP/1.1, as a browser would speak it.
-struct GrpcWeb {
+pub(crate) struct GrpcWeb {
     http: reqwest::Client,
     base: String,
 }
@@ -51,14 +51,14 @@ struct GrpcWeb {
 /// What came back: the data frames and the final status, from the trailers
 /// frame or, for a trailers-only answer, from the headers.
 #[derive(Debug)]
-struct Reply {
-    frames: Vec<Bytes>,
-    status: i32,
-    message: String,
+pub(crate) struct Reply {
+    pub frames: Vec<Bytes>,
+    pub status: i32,
+    pub message: String,
 }
 
 impl Reply {
-    fn ok<T: prost::Message + Default>(self, what: &str) -> T {
+    pub fn ok<T: prost::Message + Default>(self, what: &str) -> T {
         assert_eq!(
             self.status, 0,
             "{what}: grpc-status {} {:?}",
@@ -78,7 +78,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Splits complete frames off the front of `buf`: (flag, payload).
-fn take_frames(buf: &mut BytesMut) -> Vec<(u8, Bytes)> {
+pub(crate) fn take_frames(buf: &mut BytesMut) -> Vec<(u8, Bytes)> {
     let mut out = Vec::new();
     while buf.len() >= 5 {
         let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
@@ -92,7 +92,7 @@ fn take_frames(buf: &mut BytesMut) -> Vec<(u8, Bytes)> {
     out
 }
 
-fn parse_trailers(block: &[u8]) -> HashMap<String, String> {
+pub(crate) fn parse_trailers(block: &[u8]) -> HashMap<String, String> {
     String::from_utf8_lossy(block)
         .split("\r\n")
         .filter_map(|line| line.split_once(':'))
@@ -140,7 +140,7 @@ fn decode_text(body: &[u8]) -> Vec<u8> {
 }
 
 impl GrpcWeb {
-    fn new(app: &TestApp) -> GrpcWeb {
+    pub fn new(app: &TestApp) -> GrpcWeb {
         GrpcWeb {
             http: reqwest::Client::builder()
                 .http1_only()
@@ -151,7 +151,7 @@ impl GrpcWeb {
         }
     }
 
-    fn request(
+    pub fn request(
         &self,
         path: &str,
         req: &impl prost::Message,
@@ -179,7 +179,7 @@ impl GrpcWeb {
         builder
     }
 
-    async fn call(
+    pub async fn call(
         &self,
         path: &str,
         req: &impl prost::Message,
@@ -257,9 +257,9 @@ impl GrpcWeb {
     }
 }
 
-const USERS: &str = "/messaging.UsersService";
-const CHATS: &str = "/messaging.ChatsService";
-const MESSAGES: &str = "/messaging.MessagesService";
+pub(crate) const USERS: &str = "/messaging.UsersService";
+pub(crate) const CHATS: &str = "/messaging.ChatsService";
+pub(crate) const MESSAGES: &str = "/messaging.MessagesService";
 
 async fn http_surface_healthz_and_web_client(backend: Backend) {
     let app = spawn_app(backend).await;

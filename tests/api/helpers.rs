@@ -276,6 +276,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     let mut config = Config::embedded(dir.path().to_path_buf());
     config.jwt_secret = Some(JWT_SECRET.into());
     config.log_level = "warn".into();
+    raise_abuse_limits(&mut config);
     let mut storage = Storage {
         _dir: dir,
         database: None,
@@ -308,6 +309,20 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         server: Some(running.server),
         storage,
     }
+}
+
+/// Tests send, sign up and open streams far faster than people do: the
+/// abuse limits are moved out of their way (but stay switched on, so their
+/// code runs). tests/api/abuse.rs sets low ones on purpose.
+pub fn raise_abuse_limits(config: &mut Config) {
+    const PLENTY: u32 = 1_000_000;
+    config.send_rate = PLENTY;
+    config.send_burst = PLENTY;
+    config.typing_rate = PLENTY;
+    config.typing_burst = PLENTY;
+    config.auth_rate = PLENTY;
+    config.auth_burst = PLENTY;
+    config.max_streams_per_user = 100_000;
 }
 
 struct Running {

@@ -5,6 +5,7 @@
 #[macro_use]
 mod helpers;
 
+mod abuse;
 mod auth;
 mod chats;
 mod compat;

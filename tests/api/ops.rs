@@ -53,7 +53,7 @@ async fn reflection_lists_every_service(backend: Backend) {
     }
 }
 
-fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter(|l| {
@@ -65,7 +65,7 @@ fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let resp = reqwest::get(format!("http://{}/metrics", app.addr))
         .await
         .unwrap();
