@@ -58,7 +58,7 @@ impl EventsService for Events {
         &self,
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let rx = self.open(&caller, request.into_inner().cursors).await?;
         let stream =
             ReceiverStream::new(rx).map(|item| item.map(convert::user_item).map_err(Status::from));
@@ -72,7 +72,7 @@ impl EventsService for Events {
         &self,
         request: Request<Streaming<proto::ClientFrame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let mut inbound = request.into_inner();
 
         // Events start after the first frame: a `subscribe` (with the

@@ -20,7 +20,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SendMessageRequest>,
     ) -> Result<Response<proto::SendMessageResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
@@ -38,7 +38,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::ListMessagesRequest>,
     ) -> Result<Response<proto::ListMessagesResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
@@ -64,7 +64,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::UpdateMessageStatusRequest>,
     ) -> Result<Response<proto::UpdateMessageStatusResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let result = self
             .0
@@ -84,7 +84,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SubscribeToChatRequest>,
     ) -> Result<Response<Self::SubscribeToChatStream>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let rx = self
@@ -108,7 +108,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::MarkReadRequest>,
     ) -> Result<Response<proto::MarkReadResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
@@ -130,7 +130,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SendTypingRequest>,
     ) -> Result<Response<proto::SendTypingResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self

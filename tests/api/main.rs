@@ -14,5 +14,6 @@ mod messages;
 mod multinode;
 mod ops;
 mod realtime;
+mod security;
 mod streaming;
 mod users;
