@@ -14,7 +14,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Passwords, Tokens, load_secret};
+use crate::auth::{KnownUsers, Passwords, Tokens, load_secret};
 use crate::chats::ChatService;
 use crate::config::Config;
 use crate::grpc;
@@ -40,6 +40,8 @@ pub struct AppState {
     pub node_id: String,
     pub heartbeat: Duration,
     pub tokens: Tokens,
+    /// Which token subjects still exist (cached for `AUTH_CACHE_TTL`).
+    pub known_users: KnownUsers,
     pub users: UserService,
     pub chats: ChatService,
     pub messages: MessageService,
@@ -119,6 +121,7 @@ impl Application {
         let limits = crate::limits::Limits::new(&config);
         limits.spawn_upkeep(shutdown.clone());
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let known_users = KnownUsers::new(store.clone(), config.auth_cache_ttl);
         let state = AppState {
             users: UserService::new(store.clone(), Passwords::new(workers), tokens.clone()),
             chats: ChatService::new(store.clone(), realtime.clone()),
@@ -128,6 +131,7 @@ impl Application {
             realtime,
             node_id,
             heartbeat: config.heartbeat_interval,
+            known_users,
             tokens,
             health: crate::health::Health::default(),
             redis,

@@ -79,6 +79,12 @@ pub struct Config {
     #[arg(long, env = "TOKEN_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
 
+    /// How long "this token's user exists" is remembered before the database
+    /// is asked again: a deleted user's tokens stop working within this time.
+    /// `0s` asks the database on every call.
+    #[arg(long, env = "AUTH_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub auth_cache_ttl: Duration,
+
     /// Browser origins allowed to call gRPC-Web from other sites
     /// (comma-separated; `*` for any). Empty: same origin only.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
@@ -208,6 +214,7 @@ impl Config {
             redis_key_prefix: "tidings:".into(),
             jwt_secret: None,
             token_ttl: Duration::from_secs(24 * 3600),
+            auth_cache_ttl: Duration::from_secs(30),
             cors_origins: Vec::new(),
             data_dir,
             log_level: "info".into(),

@@ -2,10 +2,13 @@
 //! authenticator every authenticated RPC calls (gRPC and gRPC-Web alike,
 //! since both carry `authorization` as metadata).
 
+pub mod known_users;
 pub mod password;
 pub mod token;
 
 use std::path::Path;
+
+pub use known_users::KnownUsers;
 
 pub use password::Passwords;
 pub use token::{MIN_SECRET_BYTES, Tokens, Verified};

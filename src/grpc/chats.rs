@@ -14,7 +14,7 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::CreateChatRequest>,
     ) -> Result<Response<proto::CreateChatResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let new = NewChat {
             name: r.name,
@@ -32,7 +32,7 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::GetChatRequest>,
     ) -> Result<Response<proto::GetChatResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self.0.chats.get(&caller.user_id, &r.chat_id).await;
@@ -46,7 +46,7 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::ListChatsRequest>,
     ) -> Result<Response<proto::ListChatsResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let result = self.0.chats.list(&caller.user_id, r.page, r.limit).await;
         reply(result, |(chats, total)| proto::ListChatsResponse {
@@ -60,7 +60,7 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::AddMembersRequest>,
     ) -> Result<Response<proto::AddMembersResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
@@ -78,7 +78,7 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::LeaveChatRequest>,
     ) -> Result<Response<proto::LeaveChatResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self.0.chats.leave(&caller.user_id, &r.chat_id).await;

@@ -58,7 +58,7 @@ impl EventsService for Events {
         &self,
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let slot = self.0.limits.open_stream(&caller.user_id)?;
         let rx = self.open(&caller, request.into_inner().cursors).await?;
         let stream = ReceiverStream::new(rx).map(move |item| {
@@ -76,7 +76,7 @@ impl EventsService for Events {
         &self,
         request: Request<Streaming<proto::ClientFrame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let slot = self.0.limits.open_stream(&caller.user_id)?;
         let mut inbound = request.into_inner();
 

@@ -20,7 +20,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SendMessageRequest>,
     ) -> Result<Response<proto::SendMessageResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         self.0.limits.send(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
@@ -39,7 +39,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::ListMessagesRequest>,
     ) -> Result<Response<proto::ListMessagesResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
@@ -65,7 +65,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::UpdateMessageStatusRequest>,
     ) -> Result<Response<proto::UpdateMessageStatusResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let result = self
             .0
@@ -85,7 +85,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SubscribeToChatRequest>,
     ) -> Result<Response<Self::SubscribeToChatStream>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let slot = self.0.limits.open_stream(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
@@ -113,7 +113,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::MarkReadRequest>,
     ) -> Result<Response<proto::MarkReadResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
@@ -135,7 +135,7 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SendTypingRequest>,
     ) -> Result<Response<proto::SendTypingResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         self.0.limits.typing(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);

@@ -12,10 +12,18 @@ use crate::auth::{Caller, authenticate};
 use crate::error::AppError;
 
 impl AppState {
-    /// The one authenticator every authenticated RPC calls. Records the
+    /// The one authenticator every authenticated RPC calls: a valid token
+    /// whose user still exists (see [`crate::auth::KnownUsers`]). Records the
     /// caller on the RPC's span (each RPC declares a `user_id` field).
-    pub(crate) fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+    pub(crate) async fn caller<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<Caller, tonic::Status> {
         let caller = authenticate(&self.tokens, request).map_err(tonic::Status::from)?;
+        self.known_users
+            .check(&caller.user_id)
+            .await
+            .map_err(tonic::Status::from)?;
         tracing::Span::current().record("user_id", caller.user_id.as_str());
         Ok(caller)
     }

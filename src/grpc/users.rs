@@ -47,7 +47,7 @@ impl UsersService for Users {
         &self,
         request: Request<proto::GetUserRequest>,
     ) -> Result<Response<proto::GetUserResponse>, Status> {
-        self.0.caller(&request)?;
+        self.0.caller(&request).await?;
         let r = request.into_inner();
         let id = crate::chats::parse_id("user_id", &r.user_id);
         let result = match id {
@@ -64,7 +64,7 @@ impl UsersService for Users {
         &self,
         request: Request<proto::GetMeRequest>,
     ) -> Result<Response<proto::GetMeResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let result = self.0.users.me(&caller.user_id).await;
         reply(result, |u| proto::GetMeResponse {
             user: Some(convert::user(u)),
@@ -76,7 +76,7 @@ impl UsersService for Users {
         &self,
         request: Request<proto::RefreshTokenRequest>,
     ) -> Result<Response<proto::RefreshTokenResponse>, Status> {
-        let caller = self.0.caller(&request)?;
+        let caller = self.0.caller(&request).await?;
         let result = self.0.users.refresh(&caller.user_id).await;
         reply(result, |s| proto::RefreshTokenResponse {
             token: s.token,

@@ -43,14 +43,14 @@ async fn tokens_minted_with_the_configured_secret_are_accepted(backend: Backend)
 
 /// Two users with a chat and a message in it: the RPCs are called with
 /// tokens for `a`, a member, so only the token can make them fail.
-struct Fixture {
-    a: TestUser,
-    user_id: String,
-    chat_id: String,
-    message_id: String,
+pub(crate) struct Fixture {
+    pub a: TestUser,
+    pub user_id: String,
+    pub chat_id: String,
+    pub message_id: String,
 }
 
-async fn fixture(app: &TestApp) -> Fixture {
+pub(crate) async fn fixture(app: &TestApp) -> Fixture {
     let a = app.register("fixture_a").await;
     let b = app.register("fixture_b").await;
     let chat_id = app.direct_chat(&a, &b).await;
@@ -143,7 +143,7 @@ async fn bad_tokens_are_rejected_on_every_rpc(backend: Backend) {
 }
 
 /// Calls each authenticated RPC once with the given `authorization` value.
-async fn call_every_rpc(
+pub(crate) async fn call_every_rpc(
     app: &TestApp,
     header: Option<&str>,
     fx: &Fixture,

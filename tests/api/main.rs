@@ -15,5 +15,6 @@ mod messages;
 mod multinode;
 mod ops;
 mod realtime;
+mod security;
 mod streaming;
 mod users;
