@@ -25,7 +25,8 @@ unset CARGO_TARGET_DIR
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
+    # A plain optimised build of the tool installs faster than its release profile asks.
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo install cargo-fuzz --locked --version 0.13.2
 fi
 
 targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
