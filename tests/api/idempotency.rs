@@ -266,8 +266,9 @@ async fn racing_keys_with_different_contents_keep_exact_answers(backend: Backend
             )
         });
     }
-    let mut by_key: std::collections::HashMap<String, Vec<(String, Result<Message, Code>)>> =
-        std::collections::HashMap::new();
+    // Per key: (content sent, answer) of every send with it.
+    type Answers = Vec<(String, Result<Message, Code>)>;
+    let mut by_key: std::collections::HashMap<String, Answers> = std::collections::HashMap::new();
     let mut unkeyed = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let (key, content, result) = joined.expect("task");
