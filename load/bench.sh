@@ -159,6 +159,9 @@ start_server() { # backend scenario
                 JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')")
             ;;
     esac
+    # Created before the server starts: the polling below must not race the
+    # background redirection (sed on a missing file fails the script).
+    : >"$log_file"
     env -u DATABASE_URL -u REDIS_URL -u JWT_SECRET "${env_args[@]}" "$SERVER" >"$log_file" 2>&1 &
     server_pid=$!
     SERVER_ADDR=""

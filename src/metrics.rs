@@ -24,6 +24,7 @@ pub const DELIVERY_LAG: &str = "tidings_delivery_lag_seconds";
 pub const GAP_FILLS: &str = "tidings_gap_fills_total";
 pub const STREAM_LAGS: &str = "tidings_stream_lags_total";
 pub const MESSAGES: &str = "tidings_messages_stored_total";
+pub const SEND_BATCH: &str = "tidings_send_batch_size";
 pub const DB_UP: &str = "tidings_database_up";
 pub const REDIS_UP: &str = "tidings_redis_up";
 pub const DB_POOL: &str = "tidings_database_pool_connections";

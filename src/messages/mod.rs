@@ -1,15 +1,17 @@
 //! Messages: sending (with idempotency), history, receipts and the per-chat
 //! live stream.
 
+pub mod commit;
 pub mod stream;
 
 use crate::chats::{clamp_limit, parse_id};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{Claim, IdempotencyCache};
-use crate::realtime::{Event, MessageEvent, Realtime};
+use crate::realtime::{Event, Realtime};
 use crate::store::chats::Member;
-use crate::store::messages::{Message, NewMessage, Window};
-use crate::store::{Store, StoreError, new_id, now_micros};
+use crate::store::messages::{Appended, Message, NewMessage, Window};
+use crate::store::{Store, new_id, now_micros};
+use commit::Committer;
 
 pub use stream::{ChatStream, StreamItem};
 
@@ -133,6 +135,8 @@ pub struct MessageService {
     store: Store,
     realtime: Realtime,
     idempotency: IdempotencyCache,
+    /// Stores sends in batches (group commit) and publishes them in order.
+    committer: Committer,
     /// Recent typing=true announcements per (user, chat), to rate-limit them.
     typing: moka::sync::Cache<(String, String), ()>,
 }
@@ -143,6 +147,7 @@ pub const TYPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 impl MessageService {
     pub fn new(store: Store, realtime: Realtime, idempotency: IdempotencyCache) -> MessageService {
         MessageService {
+            committer: Committer::start(store.clone(), realtime.clone()),
             store,
             realtime,
             idempotency,
@@ -170,6 +175,9 @@ impl MessageService {
 
     /// Sends a message. A repeated key returns the original message; the same
     /// key for a different chat or content is refused.
+    ///
+    /// Membership, the sender's username and the idempotency key are checked
+    /// by the committer, for the whole batch at once (see [`commit`]).
     pub async fn send(
         &self,
         sender_id: &str,
@@ -179,59 +187,64 @@ impl MessageService {
     ) -> AppResult<MessageView> {
         let chat_id = parse_id("chat_id", chat_id)?;
         let content = Content::parse(content)?;
-        let key = IdempotencyKey::parse_optional(idempotency_key)?;
-        self.require_member(&chat_id, sender_id).await?;
+        let key = IdempotencyKey::parse_optional(idempotency_key)?.map(|k| k.0);
 
-        let Some(IdempotencyKey(key)) = key else {
-            return self.append(sender_id, &chat_id, content.0, None).await;
+        let claim = match &key {
+            Some(key) => Some(self.idempotency.claim(sender_id, key).await),
+            None => None,
         };
-
-        let claim = self.idempotency.claim(sender_id, &key).await;
-        if let Claim::Done(message_id) = &claim
+        if let Some(Claim::Done(message_id)) = &claim
             && let Some(existing) = self.store.message_by_id(message_id).await?
             && existing.sender_id == sender_id
         {
+            self.require_member(&chat_id, sender_id).await?;
             return self.replay(existing, &chat_id, &content.0).await;
         }
         // Not known to the cache (or the cache is stale, flushed or down):
-        // the database decides.
-        if let Some(existing) = self.store.message_by_sender_key(sender_id, &key).await? {
-            self.idempotency
-                .complete(sender_id, &key, &existing.id)
-                .await;
-            return self.replay(existing, &chat_id, &content.0).await;
-        }
-        let result = self
-            .append(sender_id, &chat_id, content.0.clone(), Some(key.clone()))
+        // the committer asks the database.
+        let outcome = self
+            .committer
+            .submit(NewMessage {
+                id: new_id(),
+                chat_id: chat_id.clone(),
+                sender_id: sender_id.to_owned(),
+                idempotency_key: key.clone(),
+                content: content.0.clone(),
+                created_at: now_micros(),
+            })
             .await;
-        match result {
-            Ok(view) => {
-                self.idempotency
-                    .complete(sender_id, &key, &view.message.id)
-                    .await;
-                Ok(view)
+        let (view, stored_id) = match outcome {
+            Ok(Appended::Inserted { message, username }) => {
+                tracing::debug!(chat_id, seq = message.seq, "message stored");
+                let id = message.id.clone();
+                let view = MessageView {
+                    message,
+                    status: Status::Sent,
+                    username,
+                };
+                (Ok(view), Some(id))
             }
-            Err(AppError::AlreadyExists { .. }) => {
-                // A concurrent duplicate won the unique index.
-                let existing = self
-                    .store
-                    .message_by_sender_key(sender_id, &key)
-                    .await?
-                    .ok_or_else(|| {
-                        AppError::internal(anyhow::anyhow!("idempotency row vanished"))
-                    })?;
-                self.idempotency
-                    .complete(sender_id, &key, &existing.id)
-                    .await;
-                self.replay(existing, &chat_id, &content.0).await
+            Ok(Appended::Existing(existing)) => {
+                let id = existing.id.clone();
+                (self.replay(existing, &chat_id, &content.0).await, Some(id))
             }
-            Err(err) => {
-                if claim == Claim::Acquired {
-                    self.idempotency.release(sender_id, &key).await;
+            Ok(Appended::NotMember) => (Err(AppError::NotFound("chat")), None),
+            Ok(Appended::UnknownSender) => (
+                Err(AppError::Unauthenticated("user no longer exists".into())),
+                None,
+            ),
+            Err(err) => (Err(err), None),
+        };
+        if let Some(key) = &key {
+            match &stored_id {
+                Some(id) => self.idempotency.complete(sender_id, key, id).await,
+                None if claim == Some(Claim::Acquired) => {
+                    self.idempotency.release(sender_id, key).await
                 }
-                Err(err)
+                None => {}
             }
         }
+        view
     }
 
     /// Answers a repeated key with the original message, if it matches, and
@@ -270,51 +283,6 @@ impl MessageService {
             message: existing,
             status,
             username,
-        })
-    }
-
-    async fn append(
-        &self,
-        sender_id: &str,
-        chat_id: &str,
-        content: String,
-        key: Option<String>,
-    ) -> AppResult<MessageView> {
-        let sender = self
-            .store
-            .user_by_id(sender_id)
-            .await?
-            .ok_or_else(|| AppError::Unauthenticated("user no longer exists".into()))?;
-        let new = NewMessage {
-            id: new_id(),
-            chat_id: chat_id.to_owned(),
-            sender_id: sender_id.to_owned(),
-            idempotency_key: key,
-            content,
-            created_at: now_micros(),
-        };
-        let message = self.store.append_message(new).await.map_err(|e| match e {
-            StoreError::Conflict(_) => AppError::AlreadyExists {
-                field: "idempotency_key",
-                message: "already used".into(),
-            },
-            other => other.into(),
-        })?;
-        tracing::debug!(chat_id, seq = message.seq, "message stored");
-        metrics::counter!(crate::metrics::MESSAGES).increment(1);
-        self.realtime.publish(Event::Message(MessageEvent {
-            id: message.id.clone(),
-            chat_id: message.chat_id.clone(),
-            seq: message.seq,
-            sender_id: message.sender_id.clone(),
-            sender_username: sender.username.clone(),
-            content: message.content.clone(),
-            created_at: message.created_at,
-        }));
-        Ok(MessageView {
-            message,
-            status: Status::Sent,
-            username: sender.username,
         })
     }
 

@@ -5,6 +5,7 @@
 //! - [`order`]: the per-chat ordering rule (skip / deliver / fill the gap).
 //! - [`user_stream`]: the per-user stream of every event of every chat.
 //! - [`presence`]: online while any stream is open on any node.
+//! - [`delivered`]: delivered watermarks, saved in batches.
 //!
 //! A send publishes after its transaction commits. Streams order what they
 //! receive by `seq`, drop what they already delivered and fill any gap (or a
@@ -12,6 +13,7 @@
 //! stream ever doing so.
 
 pub mod broker;
+pub mod delivered;
 pub mod event;
 pub mod history;
 pub mod hub;
@@ -36,26 +38,35 @@ pub struct Realtime {
     broker: Option<Broker>,
     pub presence: Presence,
     store: Store,
+    /// Saves what streams delivered, in batches.
+    pub delivered: delivered::Delivered,
+}
+
+/// Hands an event to the local hub and, with Redis, to the other nodes.
+fn publish(hub: &Hub, broker: Option<&Broker>, event: Event) {
+    let event = Arc::new(event);
+    hub.publish(event.clone());
+    if let Some(broker) = broker {
+        broker.forward(event);
+    }
 }
 
 impl Realtime {
     pub fn new(hub: Hub, broker: Option<Broker>, presence: Presence, store: Store) -> Realtime {
+        let delivered = delivered::Delivered::start(store.clone(), hub.clone(), broker.clone());
         Realtime {
             hub,
             broker,
             presence,
             store,
+            delivered,
         }
     }
 
     /// Delivers an event to this node's streams and, with Redis, to the
     /// other nodes'. Never waits.
     pub fn publish(&self, event: Event) {
-        let event = Arc::new(event);
-        self.hub.publish(event.clone());
-        if let Some(broker) = &self.broker {
-            broker.forward(event);
-        }
+        publish(&self.hub, self.broker.as_ref(), event);
     }
 
     pub fn store(&self) -> &Store {

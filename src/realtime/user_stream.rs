@@ -79,8 +79,6 @@ pub struct Options {
 }
 
 const BUFFER: usize = 128;
-/// How often delivered watermarks of what this stream delivered are saved.
-const DELIVERED_FLUSH: Duration = Duration::from_millis(500);
 
 /// The instant a token's expiry corresponds to on the runtime's clock.
 pub fn deadline(expires_at: SystemTime) -> tokio::time::Instant {
@@ -126,7 +124,6 @@ pub async fn open(
         trackers: HashMap::new(),
         subs: StreamMap::new(),
         online: HashMap::new(),
-        delivered: HashMap::new(),
         tx,
     };
     // Live first: follow every chat, then read where each chat stands, so a
@@ -157,7 +154,6 @@ pub async fn open(
         let end = stream
             .run(feed, resume, expires_at, heartbeat, shutdown)
             .await;
-        stream.flush_delivered().await;
         stream.subs.clear();
         if let Err(Stop::Error(err)) = end {
             let _ = stream.tx.send(Err(err)).await;
@@ -176,8 +172,6 @@ struct Forwarder {
     subs: StreamMap<String, EventStream>,
     /// Last presence sent per peer, so several shared chats send it once.
     online: HashMap<String, bool>,
-    /// Highest seq delivered per chat and not yet saved as delivered.
-    delivered: HashMap<String, i64>,
     tx: mpsc::Sender<AppResult<UserItem>>,
 }
 
@@ -193,7 +187,6 @@ impl Forwarder {
     fn unfollow(&mut self, chat_id: &str) {
         self.subs.remove(chat_id);
         self.trackers.remove(chat_id);
-        self.delivered.remove(chat_id);
     }
 
     async fn emit(&mut self, item: UserItem) -> Result<(), Stop> {
@@ -219,7 +212,6 @@ impl Forwarder {
 
         let deadline = deadline(expires_at);
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-        let mut flush = tokio::time::interval(DELIVERED_FLUSH);
         loop {
             tokio::select! {
                 biased;
@@ -231,7 +223,6 @@ impl Forwarder {
                     return Err(Stop::Error(AppError::Unauthenticated("token expired".into())))
                 }
                 _ = beat.tick() => self.emit(UserItem::Heartbeat).await?,
-                _ = flush.tick() => self.flush_delivered().await,
                 event = feed.recv() => match event {
                     Ok(event) => self.on_membership(&event).await?,
                     Err(broadcast::error::RecvError::Lagged(_)) => self.reload_memberships().await?,
@@ -449,32 +440,10 @@ impl Forwarder {
             t.delivered(seq);
         }
         if from_peer {
-            let d = self.delivered.entry(chat_id).or_insert(0);
-            *d = (*d).max(seq);
+            // Saved in a batch with every other stream's (see `delivered`).
+            self.realtime.delivered.report(&chat_id, &self.user_id, seq);
         }
         Ok(())
-    }
-
-    /// Saves "delivered up to" for what reached this client, and tells the
-    /// chat (the senders see DELIVERED).
-    async fn flush_delivered(&mut self) {
-        for (chat_id, seq) in std::mem::take(&mut self.delivered) {
-            match self
-                .realtime
-                .store()
-                .raise_watermarks(&chat_id, &self.user_id, seq, false)
-                .await
-            {
-                Ok(Some(m)) => self.realtime.publish(Event::Receipt {
-                    chat_id,
-                    user_id: m.user_id,
-                    delivered_seq: m.delivered_seq,
-                    read_seq: m.read_seq,
-                }),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not save delivered watermark"),
-            }
-        }
     }
 
     /// Tells the client which of its chat peers are online right now.

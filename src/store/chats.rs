@@ -1,6 +1,6 @@
 //! Chats and their members.
 
-use sea_orm::sea_query::{Expr, Order};
+use sea_orm::sea_query::{CaseStatement, Expr, Order};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, JoinType,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
@@ -33,6 +33,9 @@ fn member(chat_id: &str, user_id: &str, now: i64) -> chat_member::ActiveModel {
     .into_active_model()
 }
 
+/// Watermarks per statement in [`Store::raise_delivered_many`].
+pub const DELIVERED_CHUNK: usize = 256;
+
 impl Store {
     /// Creates a chat and its members in one transaction (the chat row first,
     /// so the transaction starts with a write). For a direct chat whose pair
@@ -64,22 +67,28 @@ impl Store {
     pub async fn direct_chat(&self, key: &str) -> StoreResult<Option<Chat>> {
         Ok(chat::Entity::find()
             .filter(chat::Column::DirectKey.eq(key))
-            .one(self.conn())
-            .await?)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .next())
     }
 
     pub async fn chat_by_id(&self, chat_id: &str) -> StoreResult<Option<Chat>> {
         Ok(chat::Entity::find_by_id(chat_id.to_owned())
-            .one(self.conn())
-            .await?)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The caller's membership row, or `None` when not a member (or no chat).
     pub async fn membership(&self, chat_id: &str, user_id: &str) -> StoreResult<Option<Member>> {
         Ok(
             chat_member::Entity::find_by_id((chat_id.to_owned(), user_id.to_owned()))
-                .one(self.conn())
-                .await?,
+                .all(self.conn())
+                .await?
+                .into_iter()
+                .next(),
         )
     }
 
@@ -220,6 +229,44 @@ impl Store {
             return Ok(None);
         }
         self.membership(chat_id, user_id).await
+    }
+
+    /// Raises many delivered watermarks at once (each only upwards), in one
+    /// statement per [`DELIVERED_CHUNK`] entries. Returns the rows that moved.
+    pub async fn raise_delivered_many(
+        &self,
+        marks: &[(String, String, i64)],
+    ) -> StoreResult<Vec<Member>> {
+        let mut moved = Vec::new();
+        for chunk in marks.chunks(DELIVERED_CHUNK) {
+            let this = |chat_id: &str, user_id: &str| {
+                Condition::all()
+                    .add(chat_member::Column::ChatId.eq(chat_id))
+                    .add(chat_member::Column::UserId.eq(user_id))
+            };
+            let to = chunk
+                .iter()
+                .fold(CaseStatement::new(), |case, (chat_id, user_id, seq)| {
+                    case.case(this(chat_id, user_id), Expr::val(*seq))
+                })
+                .finally(Expr::col(chat_member::Column::DeliveredSeq));
+            let rows = chat_member::Entity::update_many()
+                .col_expr(chat_member::Column::DeliveredSeq, to.into())
+                .filter(
+                    chunk
+                        .iter()
+                        .fold(Condition::any(), |c, (chat_id, user_id, seq)| {
+                            c.add(
+                                this(chat_id, user_id)
+                                    .add(chat_member::Column::DeliveredSeq.lt(*seq)),
+                            )
+                        }),
+                )
+                .exec_with_returning(self.conn())
+                .await?;
+            moved.extend(rows);
+        }
+        Ok(moved)
     }
 
     /// Ids and last seqs of every chat the user is a member of.

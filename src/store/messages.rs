@@ -1,17 +1,21 @@
 //! Messages: the send transaction, idempotency look-ups and reads by seq.
 
-use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::entities::{chat, chat_member, message};
+use std::collections::{HashMap, HashSet};
+
+use super::entities::{chat, chat_member, message, user};
 use super::{Store, StoreError, StoreResult};
 
 pub use message::Model as Message;
 
-/// A message to store; `seq` is assigned by [`Store::append_message`].
+/// A message to store; `seq` is assigned by [`Store::append_message`] or
+/// [`Store::append_batch`].
+#[derive(Clone, Debug)]
 pub struct NewMessage {
     pub id: String,
     pub chat_id: String,
@@ -19,6 +23,20 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
     pub content: String,
     pub created_at: i64,
+}
+
+/// What became of one message of [`Store::append_batch`].
+#[derive(Clone, Debug)]
+pub enum Appended {
+    /// Stored now, with this seq; `username` is the sender's.
+    Inserted { message: Message, username: String },
+    /// The sender's idempotency key was already used: the stored message
+    /// (which may differ in chat or content; the caller decides).
+    Existing(Message),
+    /// The sender is not a member of the chat (or there is no such chat).
+    NotMember,
+    /// The sender's user row is gone.
+    UnknownSender,
 }
 
 /// Which slice of a chat's history to read.
@@ -84,6 +102,326 @@ impl Store {
         Ok(inserted)
     }
 
+    /// Appends a batch of messages in one transaction (group commit): one
+    /// seq bump per chat (`last_seq + n`), one multi-row insert, one
+    /// watermark update per (chat, sender), one commit. Each message gets its
+    /// own outcome, in the batch's order; seqs follow the batch's order
+    /// within each chat.
+    ///
+    /// Checked before the transaction, in one query each for the whole
+    /// batch: membership of the sender, the sender's username, and the
+    /// idempotency keys already stored. A key repeated inside the batch is
+    /// inserted once: the later ones get the first one's message as
+    /// [`Appended::Existing`]. If the insert still hits the unique index (a
+    /// concurrent insert by another node), the batch is rolled back and
+    /// every message is appended on its own, so each answer stays exact.
+    ///
+    /// An `Err` means the whole batch failed and nothing was stored.
+    pub async fn append_batch(
+        &self,
+        batch: &[NewMessage],
+    ) -> StoreResult<Vec<StoreResult<Appended>>> {
+        let mut pairs: Vec<(&str, &str)> = batch
+            .iter()
+            .map(|n| (n.chat_id.as_str(), n.sender_id.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let members: HashSet<(String, String)> = chat_member::Entity::find()
+            .filter(pairs.iter().fold(Condition::any(), |c, (chat, user)| {
+                c.add(
+                    Condition::all()
+                        .add(chat_member::Column::ChatId.eq(*chat))
+                        .add(chat_member::Column::UserId.eq(*user)),
+                )
+            }))
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .map(|m| (m.chat_id, m.user_id))
+            .collect();
+
+        let mut senders: Vec<&str> = batch.iter().map(|n| n.sender_id.as_str()).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        let names: HashMap<String, String> = user::Entity::find()
+            .filter(user::Column::Id.is_in(senders.iter().copied()))
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect();
+
+        let mut keyed: Vec<(&str, &str)> = batch
+            .iter()
+            .filter_map(|n| {
+                n.idempotency_key
+                    .as_deref()
+                    .map(|k| (n.sender_id.as_str(), k))
+            })
+            .collect();
+        keyed.sort_unstable();
+        keyed.dedup();
+        let mut stored: HashMap<(String, String), Message> = HashMap::new();
+        if !keyed.is_empty() {
+            let found = message::Entity::find()
+                .filter(keyed.iter().fold(Condition::any(), |c, (sender, key)| {
+                    c.add(
+                        Condition::all()
+                            .add(message::Column::SenderId.eq(*sender))
+                            .add(message::Column::IdempotencyKey.eq(*key)),
+                    )
+                }))
+                .all(self.conn())
+                .await?;
+            for m in found {
+                if let Some(key) = m.idempotency_key.clone() {
+                    stored.insert((m.sender_id.clone(), key), m);
+                }
+            }
+        }
+
+        // Sort the batch: answered now, a repeat of an earlier one, or new.
+        let mut out: Vec<Option<StoreResult<Appended>>> = batch.iter().map(|_| None).collect();
+        let mut leaders: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut followers: Vec<(usize, usize)> = Vec::new();
+        let mut fresh: Vec<usize> = Vec::new();
+        for (i, new) in batch.iter().enumerate() {
+            if !members.contains(&(new.chat_id.clone(), new.sender_id.clone())) {
+                out[i] = Some(Ok(Appended::NotMember));
+                continue;
+            }
+            if !names.contains_key(&new.sender_id) {
+                out[i] = Some(Ok(Appended::UnknownSender));
+                continue;
+            }
+            if let Some(key) = new.idempotency_key.as_deref() {
+                if let Some(m) = stored.get(&(new.sender_id.clone(), key.to_owned())) {
+                    out[i] = Some(Ok(Appended::Existing(m.clone())));
+                    continue;
+                }
+                match leaders.entry((new.sender_id.as_str(), key)) {
+                    std::collections::hash_map::Entry::Occupied(e) => {
+                        followers.push((i, *e.get()));
+                        continue;
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(i);
+                    }
+                }
+            }
+            fresh.push(i);
+        }
+
+        if !fresh.is_empty() {
+            match self.insert_batch(batch, &fresh, &names).await {
+                Ok(results) => {
+                    for (i, r) in fresh.iter().zip(results) {
+                        out[*i] = Some(r);
+                    }
+                }
+                Err(StoreError::Conflict(_)) => {
+                    // Another node stored one of these keys meanwhile: one
+                    // by one, each answer from its own transaction.
+                    for &i in &fresh {
+                        out[i] = Some(self.append_one(&batch[i], &names).await);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+
+        for (i, leader) in followers {
+            out[i] = Some(match &out[leader] {
+                Some(Ok(Appended::Inserted { message, .. }) | Ok(Appended::Existing(message))) => {
+                    Ok(Appended::Existing(message.clone()))
+                }
+                _ => Err(StoreError::Other(sea_orm::DbErr::Custom(
+                    "the first send with this idempotency key failed".into(),
+                ))),
+            });
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every message of the batch has an outcome"))
+            .collect())
+    }
+
+    /// The transaction of [`Store::append_batch`] for the messages at
+    /// `fresh` (members, known senders, keys not stored yet).
+    async fn insert_batch(
+        &self,
+        batch: &[NewMessage],
+        fresh: &[usize],
+        names: &HashMap<String, String>,
+    ) -> StoreResult<Vec<StoreResult<Appended>>> {
+        // Chats in order of first appearance, with how many seqs each takes.
+        let mut chats: Vec<(&str, i64, i64)> = Vec::new();
+        for &i in fresh {
+            let n = &batch[i];
+            match chats.iter_mut().find(|(c, _, _)| *c == n.chat_id) {
+                Some((_, count, at)) => {
+                    *count += 1;
+                    *at = std::cmp::max(*at, n.created_at);
+                }
+                None => chats.push((&n.chat_id, 1, n.created_at)),
+            }
+        }
+        let txn = self.conn().begin().await?;
+        // Writes first (SQLite: the transaction takes the write lock at
+        // once instead of upgrading a read lock).
+        // One statement for every chat of the batch:
+        // last_seq = last_seq + CASE id WHEN .. THEN n .. END.
+        let (bump, active) = chats.iter().fold(
+            (CaseStatement::new(), CaseStatement::new()),
+            |(bump, active), (chat_id, count, at)| {
+                (
+                    bump.case(chat::Column::Id.eq(*chat_id), Expr::val(*count)),
+                    active.case(chat::Column::Id.eq(*chat_id), Expr::val(*at)),
+                )
+            },
+        );
+        let bumped = chat::Entity::update_many()
+            .col_expr(
+                chat::Column::LastSeq,
+                Expr::col(chat::Column::LastSeq).add(bump.finally(Expr::val(0i64))),
+            )
+            .col_expr(
+                chat::Column::LastActivityAt,
+                active
+                    .finally(Expr::col(chat::Column::LastActivityAt))
+                    .into(),
+            )
+            .filter(chat::Column::Id.is_in(chats.iter().map(|(c, _, _)| *c)))
+            .exec_with_returning(&txn)
+            .await;
+        let bumped = match bumped {
+            Ok(rows) => rows,
+            Err(e) => {
+                txn.rollback().await?;
+                return Err(e.into());
+            }
+        };
+        // The first seq each chat hands out in this batch.
+        let mut next_seq: HashMap<&str, i64> = HashMap::new();
+        for chat in &bumped {
+            if let Some((chat_id, count, _)) = chats.iter().find(|(c, _, _)| *c == chat.id) {
+                next_seq.insert(chat_id, chat.last_seq - count + 1);
+            }
+        }
+        let mut rows: Vec<Option<Message>> = Vec::with_capacity(fresh.len());
+        for &i in fresh {
+            let n = &batch[i];
+            rows.push(next_seq.get_mut(n.chat_id.as_str()).map(|seq| {
+                let row = Message {
+                    id: n.id.clone(),
+                    chat_id: n.chat_id.clone(),
+                    seq: *seq,
+                    sender_id: n.sender_id.clone(),
+                    idempotency_key: n.idempotency_key.clone(),
+                    content: n.content.clone(),
+                    created_at: n.created_at,
+                };
+                *seq += 1;
+                row
+            }));
+        }
+        let inserted = message::Entity::insert_many(
+            rows.iter()
+                .flatten()
+                .cloned()
+                .map(IntoActiveModel::into_active_model),
+        )
+        .exec_without_returning(&txn)
+        .await;
+        if let Err(e) = inserted {
+            txn.rollback().await?;
+            return Err(e.into());
+        }
+        // Sending implies having seen the chat up to one's own message.
+        let mut seen: Vec<(&str, &str, i64)> = Vec::new();
+        for m in rows.iter().flatten() {
+            match seen
+                .iter_mut()
+                .find(|(c, u, _)| *c == m.chat_id && *u == m.sender_id)
+            {
+                Some((_, _, seq)) => *seq = std::cmp::max(*seq, m.seq),
+                None => seen.push((&m.chat_id, &m.sender_id, m.seq)),
+            }
+        }
+        if !seen.is_empty() {
+            let this = |chat_id: &str, user_id: &str| {
+                Condition::all()
+                    .add(chat_member::Column::ChatId.eq(chat_id))
+                    .add(chat_member::Column::UserId.eq(user_id))
+            };
+            let to = seen
+                .iter()
+                .fold(CaseStatement::new(), |case, (chat_id, user_id, seq)| {
+                    case.case(this(chat_id, user_id), Expr::val(*seq))
+                });
+            let moved = chat_member::Entity::update_many()
+                .col_expr(
+                    chat_member::Column::DeliveredSeq,
+                    to.clone()
+                        .finally(Expr::col(chat_member::Column::DeliveredSeq))
+                        .into(),
+                )
+                .col_expr(
+                    chat_member::Column::ReadSeq,
+                    to.finally(Expr::col(chat_member::Column::ReadSeq)).into(),
+                )
+                .filter(
+                    seen.iter()
+                        .fold(Condition::any(), |c, (chat_id, user_id, _)| {
+                            c.add(this(chat_id, user_id))
+                        }),
+                )
+                .exec(&txn)
+                .await;
+            if let Err(e) = moved {
+                txn.rollback().await?;
+                return Err(e.into());
+            }
+        }
+        txn.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| match row {
+                Some(message) => Ok(Appended::Inserted {
+                    username: names.get(&message.sender_id).cloned().unwrap_or_default(),
+                    message,
+                }),
+                None => Err(StoreError::Other(sea_orm::DbErr::RecordNotFound(
+                    "chat".into(),
+                ))),
+            })
+            .collect())
+    }
+
+    /// One message in its own transaction, a stored key answered with the
+    /// stored message (the slow path of [`Store::append_batch`]).
+    async fn append_one(
+        &self,
+        new: &NewMessage,
+        names: &HashMap<String, String>,
+    ) -> StoreResult<Appended> {
+        match self.append_message(new.clone()).await {
+            Ok(message) => Ok(Appended::Inserted {
+                username: names.get(&message.sender_id).cloned().unwrap_or_default(),
+                message,
+            }),
+            Err(StoreError::Conflict(text)) => {
+                let key = new.idempotency_key.as_deref().unwrap_or_default();
+                match self.message_by_sender_key(&new.sender_id, key).await? {
+                    Some(m) => Ok(Appended::Existing(m)),
+                    None => Err(StoreError::Conflict(text)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn message_by_sender_key(
         &self,
         sender_id: &str,
@@ -92,14 +430,18 @@ impl Store {
         Ok(message::Entity::find()
             .filter(message::Column::SenderId.eq(sender_id))
             .filter(message::Column::IdempotencyKey.eq(key))
-            .one(self.conn())
-            .await?)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .next())
     }
 
     pub async fn message_by_id(&self, id: &str) -> StoreResult<Option<Message>> {
         Ok(message::Entity::find_by_id(id.to_owned())
-            .one(self.conn())
-            .await?)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Up to `limit` messages of a chat in the given window.

@@ -2,6 +2,11 @@
 //!
 //! Everything above this module sees plain models and [`StoreError`]; nothing in
 //! a request path knows whether the backend is PostgreSQL or SQLite.
+//!
+//! Look-ups by primary or unique key use `.all()` and take the first row,
+//! never `.one()`: `.one()` adds a *bound* `LIMIT ?`, and SQLite folds a bound
+//! limit into the plan, so every execution re-prepares the statement (it
+//! was a fifth of the send path's instructions, see docs/BENCHMARKS.md).
 
 pub mod chats;
 pub mod entities;

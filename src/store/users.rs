@@ -16,14 +16,18 @@ impl Store {
     pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         Ok(user::Entity::find()
             .filter(user::Column::Email.eq(email))
-            .one(self.conn())
-            .await?)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .next())
     }
 
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         Ok(user::Entity::find_by_id(id.to_owned())
-            .one(self.conn())
-            .await?)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .next())
     }
 
     pub async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>> {

@@ -19,6 +19,7 @@ both_backends!(
     key_length_is_limited,
     failed_send_does_not_consume_the_key,
     concurrent_duplicates_make_one_message,
+    racing_keys_with_different_contents_keep_exact_answers,
     survives_a_server_restart,
     survives_losing_the_fast_path_cache,
     retry_announces_a_stored_but_unannounced_message,
@@ -218,6 +219,115 @@ async fn concurrent_duplicates_make_one_message(backend: Backend) {
         assert_eq!(listed.total as i64, round + 1, "exactly one row per key");
         assert_eq!(listed.messages[0].id, results[0].id);
     }
+}
+
+/// Sends race with unique keys, no keys, repeated keys and reused keys with
+/// other content, so the group committer sees them mixed in its batches.
+/// Every caller still gets the exact answer, and the stored seqs are gapless.
+async fn racing_keys_with_different_contents_keep_exact_answers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (alice, bob, chat_id) = setup(&app).await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(MessagesServiceClient::new(connect(app.addr).await));
+    }
+    // (key, content) per send: 20 unique keys, 10 without a key, 5 keys sent
+    // 3 times with one content, 5 keys sent with two different contents.
+    let mut sends: Vec<(String, String)> = Vec::new();
+    for i in 0..20 {
+        sends.push((format!("unique-{i}"), format!("unique {i}")));
+    }
+    for i in 0..10 {
+        sends.push((String::new(), format!("no key {i}")));
+    }
+    for i in 0..5 {
+        for _ in 0..3 {
+            sends.push((format!("same-{i}"), format!("same {i}")));
+        }
+        sends.push((format!("clash-{i}"), format!("clash {i} first")));
+        sends.push((format!("clash-{i}"), format!("clash {i} second")));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, (key, content)) in sends.iter().cloned().enumerate() {
+        let mut client = clients[n % clients.len()].clone();
+        let req = authed(
+            SendMessageRequest {
+                chat_id: chat_id.clone(),
+                content: content.clone(),
+                idempotency_key: key.clone(),
+            },
+            &alice.token,
+        );
+        tasks.spawn(async move {
+            let result = client.send_message(req).await;
+            (
+                key,
+                content,
+                result.map(|r| r.into_inner().message.expect("message")),
+            )
+        });
+    }
+    // Per key: (content sent, answer) of every send with it.
+    type Answers = Vec<(String, Result<Message, Code>)>;
+    let mut by_key: std::collections::HashMap<String, Answers> = std::collections::HashMap::new();
+    let mut unkeyed = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (key, content, result) = joined.expect("task");
+        let result = result.map_err(|s| s.code());
+        if key.is_empty() {
+            unkeyed.push(result.expect("a send without a key succeeds"));
+        } else {
+            by_key.entry(key).or_default().push((content, result));
+        }
+    }
+    let mut stored_ids = HashSet::new();
+    for m in &unkeyed {
+        stored_ids.insert(m.id.clone());
+    }
+    for (key, answers) in &by_key {
+        let ok: Vec<&Message> = answers
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .collect();
+        if key.starts_with("clash-") {
+            // The first one stored wins; the other content is refused.
+            assert_eq!(
+                ok.len(),
+                1,
+                "{key}: exactly one content stored: {answers:?}"
+            );
+            let refused: Vec<_> = answers.iter().filter(|(_, r)| r.is_err()).collect();
+            assert_eq!(refused.len(), 1, "{key}: {answers:?}");
+            assert_eq!(refused[0].1, Err(Code::FailedPrecondition), "{key}");
+            assert_ne!(
+                refused[0].0, ok[0].content,
+                "{key}: the refused one is the other content"
+            );
+        } else {
+            assert_eq!(
+                ok.len(),
+                answers.len(),
+                "{key}: every repeat succeeds: {answers:?}"
+            );
+            for (content, r) in answers {
+                assert_eq!(&r.as_ref().unwrap().content, content);
+                same_message(ok[0], r.as_ref().unwrap());
+            }
+        }
+        stored_ids.insert(ok[0].id.clone());
+    }
+    // 20 unique + 10 unkeyed + 5 same + 5 clash = 40 messages.
+    assert_eq!(stored_ids.len(), 40);
+    let listed = app.all_messages(&bob, &chat_id).await;
+    assert_eq!(listed.total, 40, "one row per distinct message");
+    let mut seqs: Vec<i64> = listed.messages.iter().map(|m| m.seq).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "seqs gapless");
+    let listed_ids: HashSet<String> = listed.messages.into_iter().map(|m| m.id).collect();
+    assert_eq!(
+        listed_ids, stored_ids,
+        "the answers name the stored messages"
+    );
 }
 
 async fn survives_a_server_restart(backend: Backend) {

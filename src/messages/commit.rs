@@ -1,0 +1,99 @@
+//! Group commit: every send of this process goes through one committer task,
+//! which takes whatever sends are queued (up to [`MAX_BATCH`]) and stores
+//! them in one transaction ([`Store::append_batch`]). While a batch commits,
+//! the next one queues up, so the batch size follows the load: one message
+//! when idle, hundreds under load, one commit each.
+//!
+//! The committer also publishes: it hands each stored message to the hub
+//! after the commit, batch after batch, in seq order per chat, so streams
+//! receive a chat's messages in order and never see a gap to fill from
+//! storage because two sends overtook each other.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{AppError, AppResult};
+use crate::realtime::{Event, MessageEvent, Realtime};
+use crate::store::messages::{Appended, NewMessage};
+use crate::store::{Store, StoreError};
+
+/// Sends stored per transaction at most.
+pub const MAX_BATCH: usize = 256;
+/// Sends waiting for the committer at most; past that, callers wait.
+const QUEUE: usize = 8192;
+
+struct Job {
+    new: NewMessage,
+    reply: oneshot::Sender<AppResult<Appended>>,
+}
+
+/// The handle to this process's committer task. Cheap to clone.
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    /// Starts the committer task; it ends when every handle is dropped.
+    pub fn start(store: Store, realtime: Realtime) -> Committer {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(rx, store, realtime));
+        Committer { tx }
+    }
+
+    /// Stores one message with the next batch and returns its outcome.
+    pub async fn submit(&self, new: NewMessage) -> AppResult<Appended> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { new, reply })
+            .await
+            .map_err(|_| AppError::Unavailable(anyhow::anyhow!("message committer stopped")))?;
+        answer
+            .await
+            .map_err(|_| AppError::Unavailable(anyhow::anyhow!("message committer stopped")))?
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Job>, store: Store, realtime: Realtime) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<NewMessage> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        batch.clear();
+        batch.extend(jobs.iter().map(|j| j.new.clone()));
+        metrics::histogram!(crate::metrics::SEND_BATCH).record(batch.len() as f64);
+        match store.append_batch(&batch).await {
+            Ok(outcomes) => {
+                // Publish everything first (in seq order), then answer.
+                for outcome in outcomes.iter().flatten() {
+                    if let Appended::Inserted { message, username } = outcome {
+                        metrics::counter!(crate::metrics::MESSAGES).increment(1);
+                        realtime.publish(Event::Message(MessageEvent {
+                            id: message.id.clone(),
+                            chat_id: message.chat_id.clone(),
+                            seq: message.seq,
+                            sender_id: message.sender_id.clone(),
+                            sender_username: username.clone(),
+                            content: message.content.clone(),
+                            created_at: message.created_at,
+                        }));
+                    }
+                }
+                for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(outcome.map_err(AppError::from));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, sends = jobs.len(), "storing a batch of sends failed");
+                let unavailable = matches!(err, StoreError::Unavailable(_));
+                let text = err.to_string();
+                for job in jobs.drain(..) {
+                    let e = anyhow::anyhow!("{text}");
+                    let _ = job.reply.send(Err(if unavailable {
+                        AppError::Unavailable(e)
+                    } else {
+                        AppError::Internal(e)
+                    }));
+                }
+            }
+        }
+    }
+}
