@@ -7,7 +7,7 @@ pub mod stream;
 use crate::chats::{clamp_limit, parse_id};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{Claim, IdempotencyCache};
-use crate::realtime::{Event, Realtime};
+use crate::realtime::{Event, MessageEvent, Realtime};
 use crate::store::chats::Member;
 use crate::store::messages::{Appended, Message, NewMessage, Window};
 use crate::store::{Store, new_id, now_micros};
