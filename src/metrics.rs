@@ -25,6 +25,8 @@ pub const GAP_FILLS: &str = "tidings_gap_fills_total";
 pub const STREAM_LAGS: &str = "tidings_stream_lags_total";
 pub const MESSAGES: &str = "tidings_messages_stored_total";
 pub const SEND_BATCH: &str = "tidings_send_batch_size";
+/// Sends handed to the committer and not answered yet (queued or being stored).
+pub const SENDS_PENDING: &str = "tidings_sends_pending";
 pub const DB_UP: &str = "tidings_database_up";
 pub const REDIS_UP: &str = "tidings_redis_up";
 pub const DB_POOL: &str = "tidings_database_pool_connections";

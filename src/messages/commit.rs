@@ -42,6 +42,7 @@ impl Committer {
 
     /// Stores one message with the next batch and returns its outcome.
     pub async fn submit(&self, new: NewMessage) -> AppResult<Appended> {
+        let _pending = Pending::start();
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { new, reply })
@@ -50,6 +51,23 @@ impl Committer {
         answer
             .await
             .map_err(|_| AppError::Unavailable(anyhow::anyhow!("message committer stopped")))?
+    }
+}
+
+/// Counts a send in [`SENDS_PENDING`](crate::metrics::SENDS_PENDING) until
+/// it is answered or its caller goes away.
+struct Pending;
+
+impl Pending {
+    fn start() -> Pending {
+        metrics::gauge!(crate::metrics::SENDS_PENDING).increment(1.0);
+        Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::SENDS_PENDING).decrement(1.0);
     }
 }
 
@@ -92,6 +110,15 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Store, realtime: Realtime) {
                     } else {
                         AppError::Internal(e)
                     }));
+                }
+                // Storage is down: the sends that queued up meanwhile would
+                // wait for their own attempt to time out too. Answer them
+                // now, so a caller waits at most one acquire timeout.
+                if unavailable {
+                    while let Ok(job) = rx.try_recv() {
+                        let e = anyhow::anyhow!("{text}");
+                        let _ = job.reply.send(Err(AppError::Unavailable(e)));
+                    }
                 }
             }
         }
