@@ -28,7 +28,7 @@ fi
 export TIDINGS_SKIP_WEB_BUILD=1
 cargo tarpaulin --locked -p tidings \
     --engine llvm \
-    --skip-clean --target-dir target/tarpaulin \
-    --exclude-files 'cli/*' 'load/*' 'migrations/*' 'tests/*' \
+    --skip-clean --target-dir target/tarpaulin --timeout 1200 \
+    --exclude-files 'cli/*' 'load/*' 'migrations/*' 'tests/*' 'target/*' \
     --out Html --out Json --output-dir target/coverage \
     "$@"
