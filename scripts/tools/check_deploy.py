@@ -103,7 +103,7 @@ def check_compose(problems, path="docker-compose.yml"):
         if not svc.get("build"):
             problems.append(f"{path}: {replica} is not built from the Dockerfile")
     proxy = services.get("proxy", {})
-    if [p for p in proxy.get("ports") or []] == []:
+    if not proxy.get("ports"):
         problems.append(f"{path}: the proxy publishes no port")
     print(f"{path}: valid; services: {', '.join(sorted(services))}")
 
