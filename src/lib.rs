@@ -37,6 +37,20 @@ pub mod web;
 pub mod proto {
     tonic::include_proto!("messaging");
 
+    /// Servers of the services with streams, whose stream items are
+    /// pre-encoded [`Frame`](crate::grpc::wire::Frame)s (see `build.rs`).
+    /// Tidings serves these; the prost-generated servers above are unused.
+    pub mod streaming {
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/streaming/messaging.MessagesService.rs"
+        ));
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/streaming/messaging.EventsService.rs"
+        ));
+    }
+
     /// The encoded descriptor set, for gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/messaging_descriptor.bin"));

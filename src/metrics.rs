@@ -188,11 +188,34 @@ impl Drop for StreamGauge {
     }
 }
 
-/// A message reached a stream; `created_at` (µs) gives the fan-out lag.
-pub fn delivered(created_at_micros: i64, live: bool) {
-    metrics::counter!(DELIVERIES).increment(1);
-    if live {
-        let lag = (crate::store::now_micros() - created_at_micros).max(0) as f64 / 1e6;
-        metrics::histogram!(DELIVERY_LAG).record(lag);
+/// A stream's handles for [`DELIVERIES`] and [`DELIVERY_LAG`], looked up
+/// once when the stream opens instead of in the registry per delivery.
+pub struct Deliveries {
+    count: metrics::Counter,
+    lag: metrics::Histogram,
+}
+
+impl Deliveries {
+    pub fn new() -> Deliveries {
+        Deliveries {
+            count: metrics::counter!(DELIVERIES),
+            lag: metrics::histogram!(DELIVERY_LAG),
+        }
+    }
+
+    /// A message reached the stream; `created_at` (µs) gives the fan-out
+    /// lag of a live delivery.
+    pub fn record(&self, created_at_micros: i64, live: bool) {
+        self.count.increment(1);
+        if live {
+            let lag = (crate::store::now_micros() - created_at_micros).max(0) as f64 / 1e6;
+            self.lag.record(lag);
+        }
+    }
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Deliveries::new()
     }
 }

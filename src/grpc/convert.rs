@@ -11,6 +11,8 @@ use crate::realtime::MessageEvent;
 use crate::realtime::user_stream::UserItem;
 use crate::store::users::User;
 
+use super::wire::{self, Frame};
+
 pub fn timestamp_micros(micros: i64) -> Timestamp {
     Timestamp {
         seconds: micros.div_euclid(1_000_000),
@@ -66,7 +68,10 @@ pub fn user_item(item: UserItem) -> proto::Event {
             user_id,
             server_time: Some(timestamp(SystemTime::now())),
         }),
-        UserItem::Message { message, status } => Kind::Message(message_event(message, status)),
+        UserItem::Message { message, status } => Kind::Message(message_event(
+            std::sync::Arc::unwrap_or_clone(message),
+            status,
+        )),
         UserItem::Receipt {
             chat_id,
             user_id,
@@ -116,6 +121,25 @@ pub fn user_item(item: UserItem) -> proto::Event {
     proto::Event { kind: Some(kind) }
 }
 
+/// A user-stream item in wire form: a message from its shared encoding,
+/// anything else encoded here.
+pub fn user_frame(item: UserItem) -> Frame {
+    match item {
+        UserItem::Message { message, status } => {
+            wire::message(&message, status).wrap(wire::EVENT_MESSAGE)
+        }
+        other => Frame::encode(&user_item(other)),
+    }
+}
+
+/// A chat-stream item in wire form (see [`user_frame`]).
+pub fn chat_frame(item: StreamItem) -> Frame {
+    match item {
+        StreamItem::Message { message, status } => wire::chat_message(&message, status),
+        connected => Frame::encode(&stream_item(connected)),
+    }
+}
+
 pub fn chat(v: ChatView) -> proto::Chat {
     proto::Chat {
         id: v.chat.id,
@@ -143,16 +167,19 @@ pub fn stream_item(item: StreamItem) -> proto::ChatMessage {
             sent_at: Some(timestamp(SystemTime::now())),
             ..Default::default()
         },
-        StreamItem::Message { message, status } => proto::ChatMessage {
-            message_id: message.id,
-            chat_id: message.chat_id,
-            user_id: message.sender_id,
-            username: message.sender_username,
-            content: message.content,
-            sent_at: Some(timestamp_micros(message.created_at)),
-            status: status_str(status),
-            seq: message.seq,
-        },
+        StreamItem::Message { message, status } => {
+            let message = std::sync::Arc::unwrap_or_clone(message);
+            proto::ChatMessage {
+                message_id: message.id,
+                chat_id: message.chat_id,
+                user_id: message.sender_id,
+                username: message.sender_username,
+                content: message.content,
+                sent_at: Some(timestamp_micros(message.created_at)),
+                status: status_str(status),
+                seq: message.seq,
+            }
+        }
     }
 }
 

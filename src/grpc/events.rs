@@ -11,16 +11,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
+use super::wire::{self, Frame};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::proto::{self, events_service_server::EventsService};
+use crate::proto::{self, streaming::events_service_server::EventsService};
 use crate::realtime::user_stream::{self, Options, UserStream};
 
 pub struct Events(pub AppState);
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
-type FrameStream = Pin<Box<dyn Stream<Item = Result<proto::ServerFrame, Status>> + Send>>;
+/// `Event`s and `ServerFrame`s, pre-encoded (see [`super::wire`]).
+type EventStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
+type FrameStream = EventStream;
 
 impl Events {
     async fn open(
@@ -64,7 +66,7 @@ impl EventsService for Events {
         let stream = ReceiverStream::new(rx).map(move |item| {
             // The slot lives as long as the response stream.
             let _ = &slot;
-            item.map(convert::user_item).map_err(Status::from)
+            item.map(convert::user_frame).map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -95,13 +97,13 @@ impl EventsService for Events {
             _ => (Vec::new(), Some(first)),
         };
         let mut events = self.open(&caller, cursors).await?;
-        let (tx, rx) = mpsc::channel::<Result<proto::ServerFrame, Status>>(128);
+        let (tx, rx) = mpsc::channel::<Result<Frame, Status>>(128);
 
         let state = self.0.clone();
         tokio::spawn(async move {
             if let Some(frame) = pending {
                 let reply = handle_frame(&state, &caller, frame).await;
-                if tx.send(Ok(reply)).await.is_err() {
+                if tx.send(Ok(Frame::encode(&reply))).await.is_err() {
                     return;
                 }
             }
@@ -110,9 +112,7 @@ impl EventsService for Events {
                     _ = tx.closed() => return,
                     event = events.recv() => {
                         let frame = match event {
-                            Some(Ok(item)) => Ok(proto::ServerFrame {
-                                kind: Some(proto::server_frame::Kind::Event(convert::user_item(item))),
-                            }),
+                            Some(Ok(item)) => Ok(event_frame(item)),
                             Some(Err(e)) => Err(Status::from(e)),
                             None => return,
                         };
@@ -124,7 +124,7 @@ impl EventsService for Events {
                     frame = inbound.message() => match frame {
                         Ok(Some(frame)) => {
                             let reply = handle_frame(&state, &caller, frame).await;
-                            if tx.send(Ok(reply)).await.is_err() {
+                            if tx.send(Ok(Frame::encode(&reply))).await.is_err() {
                                 return;
                             }
                         }
@@ -132,9 +132,7 @@ impl EventsService for Events {
                         // until it goes away entirely.
                         Ok(None) => {
                             while let Some(item) = events.recv().await {
-                                let frame = item.map(|i| proto::ServerFrame {
-                                    kind: Some(proto::server_frame::Kind::Event(convert::user_item(i))),
-                                }).map_err(Status::from);
+                                let frame = item.map(event_frame).map_err(Status::from);
                                 let end = frame.is_err();
                                 if tx.send(frame).await.is_err() || end {
                                     return;
@@ -154,6 +152,11 @@ impl EventsService for Events {
         });
         Ok(Response::new(Box::pin(frames)))
     }
+}
+
+/// A user-stream item as `ServerFrame.event`.
+fn event_frame(item: user_stream::UserItem) -> Frame {
+    convert::user_frame(item).wrap(wire::SERVER_FRAME_EVENT)
 }
 
 /// Carries out one client frame; the answer is an ack or an error frame,

@@ -5,13 +5,15 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::wire::Frame;
 use super::{convert, reply};
 use crate::app::AppState;
-use crate::proto::{self, messages_service_server::MessagesService};
+use crate::proto::{self, streaming::messages_service_server::MessagesService};
 
 pub struct Messages(pub AppState);
 
-type ChatMessageStream = Pin<Box<dyn Stream<Item = Result<proto::ChatMessage, Status>> + Send>>;
+/// `ChatMessage`s, pre-encoded (see [`super::wire`]).
+type ChatMessageStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl MessagesService for Messages {
@@ -103,7 +105,7 @@ impl MessagesService for Messages {
         let stream = ReceiverStream::new(rx).map(move |item| {
             // The slot lives as long as the response stream.
             let _ = &slot;
-            item.map(convert::stream_item).map_err(Status::from)
+            item.map(convert::chat_frame).map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod events;
 pub mod messages;
 pub mod users;
+pub mod wire;
 
 use crate::app::AppState;
 use crate::auth::{Caller, authenticate};

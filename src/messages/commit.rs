@@ -9,6 +9,8 @@
 //! receive a chat's messages in order and never see a gap to fill from
 //! storage because two sends overtook each other.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
@@ -84,7 +86,7 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Store, realtime: Realtime) {
                 for outcome in outcomes.iter().flatten() {
                     if let Appended::Inserted { message, username } = outcome {
                         metrics::counter!(crate::metrics::MESSAGES).increment(1);
-                        realtime.publish(Event::Message(MessageEvent {
+                        realtime.publish(Event::Message(Arc::new(MessageEvent {
                             id: message.id.clone(),
                             chat_id: message.chat_id.clone(),
                             seq: message.seq,
@@ -92,7 +94,8 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Store, realtime: Realtime) {
                             sender_username: username.clone(),
                             content: message.content.clone(),
                             created_at: message.created_at,
-                        }));
+                            encoded: Default::default(),
+                        })));
                     }
                 }
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {

@@ -270,15 +270,17 @@ impl MessageService {
             .await?
             .map(|u| u.username)
             .unwrap_or_default();
-        self.realtime.publish(Event::Message(MessageEvent {
-            id: existing.id.clone(),
-            chat_id: existing.chat_id.clone(),
-            seq: existing.seq,
-            sender_id: existing.sender_id.clone(),
-            sender_username: username.clone(),
-            content: existing.content.clone(),
-            created_at: existing.created_at,
-        }));
+        self.realtime
+            .publish(Event::Message(std::sync::Arc::new(MessageEvent {
+                id: existing.id.clone(),
+                chat_id: existing.chat_id.clone(),
+                seq: existing.seq,
+                sender_id: existing.sender_id.clone(),
+                sender_username: username.clone(),
+                content: existing.content.clone(),
+                created_at: existing.created_at,
+                encoded: Default::default(),
+            })));
         Ok(MessageView {
             message: existing,
             status,

@@ -12,8 +12,10 @@
 //! (UNAUTHENTICATED), or when the server shuts down (UNAVAILABLE, so the
 //! client reconnects and resumes from its last seq).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use futures::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +31,8 @@ pub enum StreamItem {
     /// The subscription is live: anything sent after this is delivered.
     Connected { chat_id: String },
     Message {
-        message: MessageEvent,
+        /// Shared with every other stream delivering it.
+        message: Arc<MessageEvent>,
         status: Status,
     },
 }
@@ -65,12 +68,15 @@ pub(super) async fn open(
         } else {
             chat.last_seq
         }),
+        deliveries: crate::metrics::Deliveries::new(),
         tx,
     };
     tokio::spawn(async move {
         let _gauge = crate::metrics::StreamGauge::open("chat");
-        realtime.stream_opened(&user_id).await;
-        let deadline = crate::realtime::user_stream::deadline(expires_at);
+        Box::pin(realtime.stream_opened(&user_id)).await;
+        // One timer for the token's expiry, not one per loop turn.
+        let expiry = tokio::time::sleep_until(crate::realtime::user_stream::deadline(expires_at));
+        tokio::pin!(expiry);
         let end: Result<(), Stop> = async {
             forwarder
                 .emit(StreamItem::Connected {
@@ -85,7 +91,7 @@ pub(super) async fn open(
                     _ = shutdown.cancelled() => {
                         return Err(Stop::Error(AppError::Unavailable(anyhow::anyhow!("server shutting down"))))
                     }
-                    _ = tokio::time::sleep_until(deadline) => {
+                    _ = &mut expiry => {
                         return Err(Stop::Error(AppError::Unauthenticated("token expired".into())))
                     }
                     event = subscription.recv() => event,
@@ -107,7 +113,7 @@ pub(super) async fn open(
         if let Err(Stop::Error(err)) = end {
             let _ = forwarder.tx.send(Err(err)).await;
         }
-        realtime.stream_closed(&user_id).await;
+        Box::pin(realtime.stream_closed(&user_id)).await;
     });
     Ok(rx)
 }
@@ -129,6 +135,7 @@ struct Forwarder {
     history: History,
     chat_id: String,
     tracker: SeqTracker,
+    deliveries: crate::metrics::Deliveries,
     tx: mpsc::Sender<AppResult<StreamItem>>,
 }
 
@@ -140,7 +147,6 @@ impl Forwarder {
     async fn on_event(&mut self, event: &Event) -> Result<(), Stop> {
         match event {
             Event::Message(m) => {
-                self.history.remember(&m.sender_id, &m.sender_username);
                 match self.tracker.decide(m.seq) {
                     Decision::Skip => return Ok(()),
                     Decision::Deliver => {}
@@ -150,7 +156,7 @@ impl Forwarder {
                 // committed in order), deliver anyway rather than hold back.
                 if self.tracker.decide(m.seq) != Decision::Skip {
                     self.send(m.clone(), Status::Sent).await?;
-                    crate::metrics::delivered(m.created_at, true);
+                    self.deliveries.record(m.created_at, true);
                 }
                 Ok(())
             }
@@ -162,27 +168,31 @@ impl Forwarder {
 
     /// Sends every stored message from the tracker's next seq up to (not
     /// including) `until`.
-    async fn catch_up(&mut self, until: i64) -> Result<(), Stop> {
-        while self.tracker.next() < until {
-            let page = self
-                .history
-                .page(&self.chat_id, self.tracker.next(), until)
-                .await?;
-            if page.is_empty() {
-                return Ok(());
-            }
-            metrics::counter!(crate::metrics::GAP_FILLS).increment(1);
-            for (message, status) in page {
-                if self.tracker.decide(message.seq) != Decision::Skip {
-                    crate::metrics::delivered(message.created_at, false);
-                    self.send(message, status).await?;
+    /// Boxed, so the stream's long-lived future stays small (see the user
+    /// stream's `Forwarder`).
+    fn catch_up(&mut self, until: i64) -> BoxFuture<'_, Result<(), Stop>> {
+        Box::pin(async move {
+            while self.tracker.next() < until {
+                let page = self
+                    .history
+                    .page(&self.chat_id, self.tracker.next(), until)
+                    .await?;
+                if page.is_empty() {
+                    return Ok(());
+                }
+                metrics::counter!(crate::metrics::GAP_FILLS).increment(1);
+                for (message, status) in page {
+                    if self.tracker.decide(message.seq) != Decision::Skip {
+                        self.deliveries.record(message.created_at, false);
+                        self.send(Arc::new(message), status).await?;
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
-    async fn send(&mut self, message: MessageEvent, status: Status) -> Result<(), Stop> {
+    async fn send(&mut self, message: Arc<MessageEvent>, status: Status) -> Result<(), Stop> {
         let seq = message.seq;
         self.emit(StreamItem::Message { message, status }).await?;
         self.tracker.delivered(seq);

@@ -1,5 +1,8 @@
 //! What travels through the hub and, between nodes, through Redis.
 
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Where an event is published: a chat's subscribers, or one user's own
@@ -20,11 +23,42 @@ pub struct MessageEvent {
     pub sender_username: String,
     pub content: String,
     pub created_at: i64,
+    /// Wire forms of this message, made by the first stream that delivers
+    /// it and shared by the rest (see `grpc::wire`). Never sent between
+    /// nodes; a copy starts empty.
+    #[serde(skip)]
+    pub encoded: Encoded,
 }
+
+/// Cached encodings of a [`MessageEvent`]; opaque bytes to this module.
+#[derive(Default, Debug)]
+pub struct Encoded {
+    /// As `messaging.Message` without its `status` field.
+    pub message: OnceLock<Bytes>,
+    /// As `messaging.ChatMessage` without its `status` field.
+    pub chat_message: OnceLock<Bytes>,
+}
+
+impl Clone for Encoded {
+    /// A copy may be changed, so it does not inherit the cache.
+    fn clone(&self) -> Self {
+        Encoded::default()
+    }
+}
+
+impl PartialEq for Encoded {
+    /// A cache, not part of the message's value.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Encoded {}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
-    Message(MessageEvent),
+    /// Shared, so every stream delivers the same value (and its encoding).
+    Message(Arc<MessageEvent>),
     /// A member's watermarks moved.
     Receipt {
         chat_id: String,
@@ -60,14 +94,9 @@ pub enum Event {
         from_seq: i64,
     },
     /// The user left or was removed (to the user's feed).
-    ChatRemoved {
-        user_id: String,
-        chat_id: String,
-    },
+    ChatRemoved { user_id: String, chat_id: String },
     /// Local only: events of this chat may have been missed; re-read storage.
-    Resync {
-        chat_id: String,
-    },
+    Resync { chat_id: String },
 }
 
 impl Event {

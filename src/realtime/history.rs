@@ -10,7 +10,7 @@ use crate::store::{Store, StoreResult};
 /// Rows read from storage per query.
 pub const PAGE: i64 = 500;
 
-/// Reads history and remembers usernames, per stream.
+/// Reads history, per stream; usernames are looked up once per sender.
 pub struct History {
     store: Store,
     usernames: HashMap<String, String>,
@@ -21,13 +21,6 @@ impl History {
         History {
             store,
             usernames: HashMap::new(),
-        }
-    }
-
-    pub fn remember(&mut self, user_id: &str, username: &str) {
-        if !self.usernames.contains_key(user_id) {
-            self.usernames
-                .insert(user_id.to_owned(), username.to_owned());
         }
     }
 
@@ -73,6 +66,7 @@ impl History {
                     sender_id: m.sender_id,
                     content: m.content,
                     created_at: m.created_at,
+                    encoded: Default::default(),
                 };
                 (event, status)
             })

@@ -188,7 +188,7 @@ mod tests {
     use crate::realtime::event::MessageEvent;
 
     fn msg(chat: &str, seq: i64) -> Arc<Event> {
-        Arc::new(Event::Message(MessageEvent {
+        Arc::new(Event::Message(Arc::new(MessageEvent {
             id: format!("m{seq}"),
             chat_id: chat.into(),
             seq,
@@ -196,7 +196,8 @@ mod tests {
             sender_username: "u".into(),
             content: "x".into(),
             created_at: 0,
-        }))
+            encoded: Default::default(),
+        })))
     }
 
     fn seq_of(e: &Event) -> i64 {
