@@ -3,6 +3,12 @@ use tidings::app::Application;
 use tidings::config::{Cli, Command, MigrateAction};
 use tidings::store::Store;
 
+/// mimalloc instead of glibc's malloc: allocation was a quarter of the send
+/// path's CPU (docs/BENCHMARKS.md), and glibc kept Argon2's freed 19 MiB
+/// blocks resident after login storms.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
