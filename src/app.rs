@@ -123,7 +123,13 @@ impl Application {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let known_users = KnownUsers::new(store.clone(), config.auth_cache_ttl);
         let state = AppState {
-            users: UserService::new(store.clone(), Passwords::new(workers), tokens.clone()),
+            // Hashing leaves one core to the runtime, so a login storm
+            // cannot stall message traffic (on one core it gets that core).
+            users: UserService::new(
+                store.clone(),
+                Passwords::new(workers.saturating_sub(1).max(1)),
+                tokens.clone(),
+            ),
             chats: ChatService::new(store.clone(), realtime.clone()),
             messages: MessageService::new(store.clone(), realtime.clone(), idempotency),
             store,
