@@ -2,11 +2,17 @@
 //!
 //! Every stream reports what it delivered (chat, user, seq) to one writer
 //! task per process. The writer keeps the highest seq per (chat, user) and
-//! saves them every [`FLUSH`] in one statement (per 256), then tells each
+//! saves them every [`FLUSH`] in statements of [`CHUNK`], then tells each
 //! chat whose watermarks moved (`Receipt`). Before, every stream ran its own
 //! 500 ms timer and wrote each of its chats in its own transactions; with a
 //! thousand streams that was most of the database's work (see
 //! docs/BENCHMARKS.md).
+//!
+//! A flush is spread out so it does not hold up messages: small statements
+//! (on SQLite each one holds the write lock the message committer needs),
+//! and a yield to the other tasks after every few receipts. A thousand
+//! receipts published at once woke ten thousand stream tasks ahead of the
+//! next message's, which was most of the delivery latency's p99.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,6 +26,10 @@ use crate::store::Store;
 
 /// How long reports are collected before they are saved.
 pub const FLUSH: Duration = Duration::from_millis(500);
+/// Watermarks saved per statement.
+const CHUNK: usize = 32;
+/// Receipts published between two yields to the runtime.
+const RECEIPTS_PER_YIELD: usize = 1;
 /// Reports waiting at most; past that a report is dropped (a watermark is
 /// only a hint: the next delivery in that chat reports it again).
 const QUEUE: usize = 65_536;
@@ -88,23 +98,29 @@ async fn save(realtime: &Saver, pending: &mut HashMap<(String, String), i64>) {
         .drain()
         .map(|((chat_id, user_id), seq)| (chat_id, user_id, seq))
         .collect();
-    match realtime.store.raise_delivered_many(&marks).await {
-        Ok(moved) => {
-            for m in moved {
-                super::publish(
-                    &realtime.hub,
-                    realtime.broker.as_ref(),
-                    Event::Receipt {
-                        chat_id: m.chat_id,
-                        user_id: m.user_id,
-                        delivered_seq: m.delivered_seq,
-                        read_seq: m.read_seq,
-                    },
-                );
+    for chunk in marks.chunks(CHUNK) {
+        let moved = match realtime.store.raise_delivered_many(chunk).await {
+            Ok(moved) => moved,
+            Err(e) => {
+                tracing::warn!(error = %e, marks = chunk.len(), "could not save delivered watermarks");
+                continue;
             }
+        };
+        for (i, m) in moved.into_iter().enumerate() {
+            if i % RECEIPTS_PER_YIELD == 0 {
+                tokio::task::yield_now().await;
+            }
+            super::publish(
+                &realtime.hub,
+                realtime.broker.as_ref(),
+                Event::Receipt {
+                    chat_id: m.chat_id,
+                    user_id: m.user_id,
+                    delivered_seq: m.delivered_seq,
+                    read_seq: m.read_seq,
+                },
+            );
         }
-        Err(e) => {
-            tracing::warn!(error = %e, marks = marks.len(), "could not save delivered watermarks")
-        }
+        tokio::task::yield_now().await;
     }
 }
