@@ -10,7 +10,7 @@
 //!
 //! A flush is spread out so it does not hold up messages: small statements
 //! (on SQLite each one holds the write lock the message committer needs),
-//! and a yield to the other tasks after every few receipts. A thousand
+//! and a yield to the other tasks before each receipt. A thousand
 //! receipts published at once woke ten thousand stream tasks ahead of the
 //! next message's, which was most of the delivery latency's p99.
 
@@ -28,8 +28,6 @@ use crate::store::Store;
 pub const FLUSH: Duration = Duration::from_millis(500);
 /// Watermarks saved per statement.
 const CHUNK: usize = 32;
-/// Receipts published between two yields to the runtime.
-const RECEIPTS_PER_YIELD: usize = 1;
 /// Reports waiting at most; past that a report is dropped (a watermark is
 /// only a hint: the next delivery in that chat reports it again).
 const QUEUE: usize = 65_536;
@@ -106,10 +104,10 @@ async fn save(realtime: &Saver, pending: &mut HashMap<(String, String), i64>) {
                 continue;
             }
         };
-        for (i, m) in moved.into_iter().enumerate() {
-            if i % RECEIPTS_PER_YIELD == 0 {
-                tokio::task::yield_now().await;
-            }
+        for m in moved {
+            // Lets the streams this receipt woke (and any message) run
+            // before the next one wakes more.
+            tokio::task::yield_now().await;
             super::publish(
                 &realtime.hub,
                 realtime.broker.as_ref(),
