@@ -120,9 +120,15 @@ impl Store {
                 // it is also how long a call takes to fail (UNAVAILABLE)
                 // while PostgreSQL is down. (SeaORM's connect_timeout sets
                 // the same sqlx deadline, so it is not set separately.)
+                // A pooled connection is pinged before use only after a
+                // second idle: pinging on every checkout cost a round trip
+                // per statement outside a transaction (the send path's
+                // reads among them), while a connection broken by a
+                // restart has almost always sat idle that long.
                 opts.max_connections(32)
                     .min_connections(1)
                     .acquire_timeout(acquire_timeout)
+                    .test_before_acquire_if_idle_for(Duration::from_secs(1))
                     .sqlx_logging(false);
                 Database::connect(opts).await?
             }
@@ -135,9 +141,12 @@ impl Store {
                 // beside it, and the busy timeout makes writers queue instead
                 // of failing. Every write transaction starts with a write so
                 // it never has to upgrade a read lock (which would fail fast).
+                // No ping per checkout: a local file does not go away, and
+                // each ping was a hand-off to the connection's thread.
                 opts.max_connections(4)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
                     .sqlx_logging(false)
                     .map_sqlx_sqlite_opts(|o| {
                         o.journal_mode(SqliteJournalMode::Wal)
