@@ -118,6 +118,7 @@ impl Application {
         };
         let realtime = Realtime::new(hub.clone(), broker, presence, store.clone());
         realtime.spawn_upkeep(shutdown.clone());
+        crate::metrics::spawn_upkeep(shutdown.clone());
         let limits = crate::limits::Limits::new(&config);
         limits.spawn_upkeep(shutdown.clone());
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
