@@ -230,8 +230,19 @@ mod tests {
         MessageStatus::Read,
     ];
 
+    /// The frame is as long as prost's encoding of `expected` and decodes to it.
+    fn assert_decodes_to<M: prost::Message + Default + PartialEq + std::fmt::Debug>(
+        frame: &Frame,
+        expected: &M,
+    ) {
+        let bytes = frame.to_vec();
+        assert_eq!(bytes.len(), frame.len());
+        assert_eq!(bytes.len(), expected.encoded_len());
+        assert_eq!(&M::decode(&bytes[..]).unwrap(), expected);
+    }
+
     #[test]
-    fn user_stream_frames_equal_prosts_encoding() {
+    fn user_stream_frames_decode_to_what_prost_would_send() {
         // Long enough content that the lengths take two-byte varints.
         for content in ["hi", &"é".repeat(3000)] {
             let m = event(content);
@@ -242,24 +253,17 @@ mod tests {
                         super::super::convert::message_event(m.clone(), status),
                     )),
                 };
-                let bytes = frame.to_vec();
-                assert_eq!(bytes.len(), frame.len());
-                assert_eq!(bytes.len(), expected.encoded_len());
-                assert_eq!(proto::Event::decode(&bytes[..]).unwrap(), expected);
-
-                let session = frame.wrap(SERVER_FRAME_EVENT);
-                let expected = proto::ServerFrame {
+                assert_decodes_to(&frame, &expected);
+                let session = proto::ServerFrame {
                     kind: Some(proto::server_frame::Kind::Event(expected)),
                 };
-                let bytes = session.to_vec();
-                assert_eq!(bytes.len(), expected.encoded_len());
-                assert_eq!(proto::ServerFrame::decode(&bytes[..]).unwrap(), expected);
+                assert_decodes_to(&frame.wrap(SERVER_FRAME_EVENT), &session);
             }
         }
     }
 
     #[test]
-    fn chat_stream_frames_equal_prosts_encoding() {
+    fn chat_stream_frames_decode_to_what_prost_would_send() {
         let m = event("hello");
         for status in STATUSES {
             let frame = chat_message(&m, status);
@@ -268,9 +272,7 @@ mod tests {
                     message: std::sync::Arc::new(m.clone()),
                     status,
                 });
-            let bytes = frame.to_vec();
-            assert_eq!(bytes.len(), expected.encoded_len());
-            assert_eq!(proto::ChatMessage::decode(&bytes[..]).unwrap(), expected);
+            assert_decodes_to(&frame, &expected);
         }
     }
 
