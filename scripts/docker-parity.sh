@@ -115,7 +115,10 @@ base="http://127.0.0.1:$port"
 curl -fsS "$base/" -o "$stage/index.html" || fail "GET / failed"
 cmp -s "$stage/index.html" web/dist/index.html || fail "GET / is not the web client built by the web stage (web/dist/index.html)"
 curl -fsS -o /dev/null "$base/readyz" || fail "/readyz is not ready"
-grpcurl -plaintext "127.0.0.1:$port" grpc.health.v1.Health/Check | grep -q SERVING || fail "grpc.health.v1 is not SERVING"
+# Captured first: `grpcurl | grep -q` under pipefail fails at random when
+# grep exits on its match before grpcurl has finished writing (EPIPE).
+health=$(grpcurl -plaintext "127.0.0.1:$port" grpc.health.v1.Health/Check) || fail "grpc.health.v1 did not answer"
+grep -q SERVING <<<"$health" || fail "grpc.health.v1 is not SERVING: $health"
 [[ -s "$data_dir/tidings.db" ]] || fail "DATA_DIR has no tidings.db"
 [[ -s "$data_dir/jwt_secret" ]] || fail "DATA_DIR has no generated jwt_secret"
 if ((${#as_user[@]})); then
