@@ -37,10 +37,18 @@ impl Email {
         if raw.is_empty() {
             return Err(AppError::invalid("email", "is required"));
         }
-        if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if raw.len() > 254 {
             return Err(bad());
         }
-        let (local, domain) = raw.split_once('@').ok_or_else(bad)?;
+        // The limits hold for the stored, lower-cased form as well as for
+        // what was sent: lower-casing changes the byte length of some
+        // letters ('Ⱥ' is 2 bytes, 'ⱥ' 3), and a stored address must parse
+        // back to itself.
+        let lower = raw.to_lowercase();
+        if lower.len() > 254 || lower.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = lower.split_once('@').ok_or_else(bad)?;
         let domain_ok = !domain.contains('@')
             && domain.contains('.')
             && !domain.starts_with('.')
@@ -49,7 +57,7 @@ impl Email {
         if local.is_empty() || local.len() > 64 || !domain_ok {
             return Err(bad());
         }
-        Ok(Email(raw.to_lowercase()))
+        Ok(Email(lower))
     }
 
     pub fn as_str(&self) -> &str {
@@ -203,6 +211,21 @@ mod tests {
             "", "a", "a@", "@b.c", "a@b", "a@@b.c", "a b@c.d", "a@b..c", "a@.b.c",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn email_limits_hold_for_the_lowercased_form() {
+        // 'Ⱥ' (2 bytes) lower-cases to 'ⱥ' (3 bytes): 32 of them make a
+        // 64-byte local part that would be stored as 96 bytes.
+        let grows = format!("{}@example.com", "Ⱥ".repeat(32));
+        assert_eq!(grows.split_once('@').unwrap().0.len(), 64);
+        assert!(Email::parse(&grows).is_err());
+        // Whatever is accepted is stored in a form that parses to itself.
+        for ok in ["ⱥ@example.com", "Straße@Example.de", "KELVIN\u{212a}@b.c"] {
+            let stored = Email::parse(ok).unwrap();
+            let again = Email::parse(stored.as_str()).unwrap();
+            assert_eq!(again.as_str(), stored.as_str(), "{ok:?}");
         }
     }
 
