@@ -132,7 +132,12 @@ impl Application {
                 tokens.clone(),
             ),
             chats: ChatService::new(store.clone(), realtime.clone()),
-            messages: MessageService::new(store.clone(), realtime.clone(), idempotency),
+            messages: MessageService::new(
+                store.clone(),
+                realtime.clone(),
+                idempotency,
+                config.send_committers,
+            ),
             store,
             hub,
             realtime,

@@ -200,6 +200,12 @@ pub struct Config {
     /// UNAVAILABLE. Also how long calls take to fail while the database is down.
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub db_acquire_timeout: Duration,
+
+    /// How many group-commit tasks store sends, each owning a share of the
+    /// chats (PostgreSQL runs their transactions side by side; SQLite has
+    /// one writer at a time). 0: the default, one.
+    #[arg(long, env = "SEND_COMMITTERS", default_value_t = 0)]
+    pub send_committers: usize,
 }
 
 impl Config {
@@ -239,6 +245,7 @@ impl Config {
             health_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             db_acquire_timeout: crate::store::DEFAULT_ACQUIRE_TIMEOUT,
+            send_committers: 0,
         }
     }
 }

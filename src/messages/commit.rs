@@ -8,6 +8,13 @@
 //! after the commit, batch after batch, in seq order per chat, so streams
 //! receive a chat's messages in order and never see a gap to fill from
 //! storage because two sends overtook each other.
+//!
+//! There can be several committers ([`Committer::start`]'s `shards`), each
+//! owning the chats whose id hashes to it: a chat's sends all go through
+//! one committer, so the order above holds per chat, and two committers
+//! never touch the same chat row. PostgreSQL runs their transactions side
+//! by side and folds their commits' WAL flushes together; SQLite has one
+//! writer at a time. One committer is the default ([`DEFAULT_SHARDS`]).
 
 use std::sync::Arc;
 
@@ -28,25 +35,45 @@ struct Job {
     reply: oneshot::Sender<AppResult<Appended>>,
 }
 
-/// The handle to this process's committer task. Cheap to clone.
+/// Committers started by default: one. On SQLite there is one writer at a
+/// time; on PostgreSQL four were slower than one on the 2-core benchmark
+/// machine (smaller batches, more statements per message, and the cores
+/// already full; docs/BENCHMARKS.md), but may pay where the database has
+/// cores of its own.
+pub const DEFAULT_SHARDS: usize = 1;
+
+/// The handle to this process's committer tasks. Cheap to clone.
 #[derive(Clone)]
 pub struct Committer {
-    tx: mpsc::Sender<Job>,
+    shards: Arc<[mpsc::Sender<Job>]>,
 }
 
 impl Committer {
-    /// Starts the committer task; it ends when every handle is dropped.
-    pub fn start(store: Store, realtime: Realtime) -> Committer {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx, store, realtime));
-        Committer { tx }
+    /// Starts `shards` committer tasks (at least one); they end when every
+    /// handle is dropped.
+    pub fn start(store: Store, realtime: Realtime, shards: usize) -> Committer {
+        let shards = (0..shards.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(run(rx, store.clone(), realtime.clone()));
+                tx
+            })
+            .collect();
+        Committer { shards }
     }
 
-    /// Stores one message with the next batch and returns its outcome.
+    /// The committer that owns `chat_id`: the same one for the process's
+    /// whole life.
+    fn shard(&self, chat_id: &str) -> &mpsc::Sender<Job> {
+        &self.shards[shard_of(chat_id, self.shards.len())]
+    }
+
+    /// Stores one message with the next batch of its chat's committer and
+    /// returns its outcome.
     pub async fn submit(&self, new: NewMessage) -> AppResult<Appended> {
         let _pending = Pending::start();
         let (reply, answer) = oneshot::channel();
-        self.tx
+        self.shard(&new.chat_id)
             .send(Job { new, reply })
             .await
             .map_err(|_| AppError::Unavailable(anyhow::anyhow!("message committer stopped")))?;
@@ -54,6 +81,17 @@ impl Committer {
             .await
             .map_err(|_| AppError::Unavailable(anyhow::anyhow!("message committer stopped")))?
     }
+}
+
+/// Which of `shards` committers owns `chat_id` (SipHash with fixed keys:
+/// the same answer in every process and run).
+pub fn shard_of(chat_id: &str, shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(chat_id, &mut h);
+    (std::hash::Hasher::finish(&h) % shards as u64) as usize
 }
 
 /// Counts a send in [`SENDS_PENDING`](crate::metrics::SENDS_PENDING) until

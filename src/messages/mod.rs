@@ -145,9 +145,20 @@ pub struct MessageService {
 pub const TYPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl MessageService {
-    pub fn new(store: Store, realtime: Realtime, idempotency: IdempotencyCache) -> MessageService {
+    /// `committers`: how many group-commit tasks store sends (0: the
+    /// default, [`commit::DEFAULT_SHARDS`]).
+    pub fn new(
+        store: Store,
+        realtime: Realtime,
+        idempotency: IdempotencyCache,
+        committers: usize,
+    ) -> MessageService {
+        let committers = match committers {
+            0 => commit::DEFAULT_SHARDS,
+            n => n,
+        };
         MessageService {
-            committer: Committer::start(store.clone(), realtime.clone()),
+            committer: Committer::start(store.clone(), realtime.clone(), committers),
             store,
             realtime,
             idempotency,

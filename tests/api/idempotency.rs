@@ -9,6 +9,7 @@ use tonic::Code;
 
 use crate::helpers::{
     Backend, TestApp, TestUser, authed, connect, delete_redis_keys, expect_code, spawn_app,
+    spawn_app_with,
 };
 
 both_backends!(
@@ -23,6 +24,7 @@ both_backends!(
     survives_a_server_restart,
     survives_losing_the_fast_path_cache,
     retry_announces_a_stored_but_unannounced_message,
+    a_key_raced_across_committers_is_stored_once,
 );
 
 fn same_message(a: &Message, b: &Message) {
@@ -465,4 +467,57 @@ async fn retry_announces_a_stored_but_unannounced_message(backend: Backend) {
         next.seq,
         "the stream repeated a message"
     );
+}
+
+/// With several committers, two chats of one sender can belong to different
+/// committers, whose batches then race for the same (sender, key) in the
+/// unique index. Each caller must still get the exact answer: one message
+/// stored, the send to the other chat refused, whichever committer wins.
+async fn a_key_raced_across_committers_is_stored_once(backend: Backend) {
+    const COMMITTERS: usize = 4;
+    let app = spawn_app_with(backend, |c| c.send_committers = COMMITTERS).await;
+    let (alice, bob, first) = setup(&app).await;
+    let shard = |chat: &str| tidings::messages::commit::shard_of(chat, COMMITTERS);
+    // A second chat that another committer owns (1 in 4 rooms share the
+    // first chat's committer; 20 tries all sharing it would be a bug).
+    let mut second = None;
+    for i in 0..20 {
+        let room = app.group_chat(&alice, &format!("room {i}"), &[&bob]).await;
+        if shard(&room) != shard(&first) {
+            second = Some(room);
+            break;
+        }
+    }
+    let second = second.expect("a chat owned by another committer");
+    let mut a = MessagesServiceClient::new(connect(app.addr).await);
+    let mut b = MessagesServiceClient::new(connect(app.addr).await);
+    for round in 0..20 {
+        let key = format!("raced-{round}");
+        let req = |chat: &str| {
+            authed(
+                SendMessageRequest {
+                    chat_id: chat.to_owned(),
+                    content: format!("round {round}"),
+                    idempotency_key: key.clone(),
+                },
+                &alice.token,
+            )
+        };
+        let (ra, rb) = tokio::join!(a.send_message(req(&first)), b.send_message(req(&second)));
+        let answers = [ra.map(|r| r.into_inner()), rb.map(|r| r.into_inner())];
+        let ok: Vec<_> = answers.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(ok.len(), 1, "{key}: exactly one send stored: {answers:?}");
+        let refused: Vec<Code> = answers
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(|s| s.code()))
+            .collect();
+        assert_eq!(
+            refused,
+            vec![Code::FailedPrecondition],
+            "{key}: {answers:?}"
+        );
+    }
+    let stored = app.all_messages(&alice, &first).await.total
+        + app.all_messages(&alice, &second).await.total;
+    assert_eq!(stored, 20, "one message per key across both chats");
 }

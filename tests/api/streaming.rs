@@ -15,6 +15,7 @@ both_backends!(
     subscribe_cancel_cycles_leave_no_subscribers,
     stream_ends_with_unauthenticated_when_the_token_expires,
     concurrent_senders_are_delivered_in_seq_order,
+    chats_of_different_committers_each_stay_in_order,
     shutdown_ends_open_streams_with_unavailable,
 );
 
@@ -312,6 +313,74 @@ async fn concurrent_senders_are_delivered_in_seq_order(backend: Backend) {
             "in seq order, no gaps, no duplicates"
         );
         assert_eq!(got, stored_ids, "the stream carries the stored messages");
+    }
+}
+
+/// Sends to chats owned by different committers run side by side; each
+/// chat's stream still carries its messages in seq order without gaps.
+async fn chats_of_different_committers_each_stay_in_order(backend: Backend) {
+    const COMMITTERS: usize = 3;
+    const PER_SENDER: usize = 15;
+    let app = spawn_app_with(backend, |c| c.send_committers = COMMITTERS).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    // Rooms until three committers own at least one each.
+    let mut chats: Vec<String> = Vec::new();
+    let mut owners = std::collections::HashSet::new();
+    for i in 0..30 {
+        let room = app.group_chat(&alice, &format!("room {i}"), &[&bob]).await;
+        owners.insert(tidings::messages::commit::shard_of(&room, COMMITTERS));
+        chats.push(room);
+        if owners.len() == COMMITTERS && chats.len() >= 4 {
+            break;
+        }
+    }
+    assert_eq!(
+        owners.len(),
+        COMMITTERS,
+        "rooms spread over every committer"
+    );
+    let mut subs = Vec::new();
+    for chat in &chats {
+        subs.push(app.subscribe(&bob, chat, 0).await);
+    }
+    let mut senders = tokio::task::JoinSet::new();
+    for (n, chat) in chats.iter().enumerate() {
+        for user in [&alice, &bob] {
+            let mut client = tidings::proto::messages_service_client::MessagesServiceClient::new(
+                connect(app.addr).await,
+            );
+            let (chat, token) = (chat.clone(), user.token.clone());
+            senders.spawn(async move {
+                for i in 0..PER_SENDER {
+                    client
+                        .send_message(authed(
+                            tidings::proto::SendMessageRequest {
+                                chat_id: chat.clone(),
+                                content: format!("chat {n} message {i}"),
+                                idempotency_key: String::new(),
+                            },
+                            &token,
+                        ))
+                        .await
+                        .expect("concurrent send");
+                }
+            });
+        }
+    }
+    while let Some(done) = senders.join_next().await {
+        done.unwrap();
+    }
+    let total = 2 * PER_SENDER;
+    for (chat, sub) in chats.iter().zip(subs.iter_mut()) {
+        let got = sub.take(total).await;
+        let seqs: Vec<i64> = got.iter().map(|m| m.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=total as i64).collect::<Vec<_>>(),
+            "chat {chat}: in seq order, no gaps, no duplicates"
+        );
+        assert!(got.iter().all(|m| &m.chat_id == chat), "only its own chat");
     }
 }
 
