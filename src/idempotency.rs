@@ -143,6 +143,41 @@ impl IdempotencyCache {
         }
     }
 
+    /// Records the messages a batch of keys produced: `(sender_id, key,
+    /// message_id)` each. On Redis one pipelined round trip for the whole
+    /// batch instead of one per send (the group committer calls it).
+    pub async fn complete_many(&self, done: &[(&str, &str, &str)]) {
+        if done.is_empty() {
+            return;
+        }
+        match self {
+            IdempotencyCache::Local(cache) => {
+                for (sender_id, key, message_id) in done {
+                    cache.insert(Self::key(sender_id, key), (*message_id).to_owned());
+                }
+            }
+            IdempotencyCache::Redis { pool, prefix, ttl } => {
+                let result: redis::RedisResult<()> = async {
+                    let mut conn = pool.get().await.map_err(pool_err)?;
+                    let mut pipe = redis::pipe();
+                    for (sender_id, key, message_id) in done {
+                        pipe.cmd("SET")
+                            .arg(format!("{prefix}{}", Self::key(sender_id, key)))
+                            .arg(*message_id)
+                            .arg("PX")
+                            .arg(ttl.as_millis() as u64)
+                            .ignore();
+                    }
+                    pipe.query_async::<()>(&mut conn).await
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, keys = done.len(), "could not record idempotency keys in the cache");
+                }
+            }
+        }
+    }
+
     /// Gives a claimed key back after a failed send: a failed insert never
     /// consumes the key.
     pub async fn release(&self, sender_id: &str, key: &str) {
@@ -178,4 +213,60 @@ impl IdempotencyCache {
 
 fn pool_err(e: deadpool_redis::PoolError) -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "redis pool", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch completion answers later claims of each key with its message.
+    async fn batch_completion_answers_claims(cache: &IdempotencyCache) {
+        assert_eq!(cache.claim("u1", "a").await, Claim::Acquired);
+        assert_eq!(cache.claim("u2", "a").await, Claim::Acquired);
+        assert_eq!(cache.claim("u1", "a").await, Claim::InFlight);
+        cache
+            .complete_many(&[("u1", "a", "m1"), ("u2", "a", "m2")])
+            .await;
+        assert_eq!(cache.claim("u1", "a").await, Claim::Done("m1".into()));
+        assert_eq!(cache.claim("u2", "a").await, Claim::Done("m2".into()));
+        // Nothing to record is not an error.
+        cache.complete_many(&[]).await;
+        assert_eq!(cache.claim("u3", "a").await, Claim::Acquired);
+    }
+
+    #[tokio::test]
+    async fn local_batch_completion() {
+        batch_completion_answers_claims(&IdempotencyCache::local(Duration::from_secs(60))).await;
+    }
+
+    /// Needs TEST_REDIS_URL (CI sets it); keys under a prefix of its own.
+    #[tokio::test]
+    async fn redis_batch_completion() {
+        let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI must set TEST_REDIS_URL"
+            );
+            return;
+        };
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .expect("redis pool");
+        let prefix = format!("tidings_unit_{}:", uuid::Uuid::new_v4().simple());
+        let cache = IdempotencyCache::redis(pool.clone(), &prefix, Duration::from_secs(60));
+        batch_completion_answers_claims(&cache).await;
+        let mut conn = pool.get().await.expect("redis connection");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
+    }
 }

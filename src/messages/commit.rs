@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
+use crate::idempotency::IdempotencyCache;
 use crate::realtime::{Event, MessageEvent, Realtime};
 use crate::store::messages::{Appended, NewMessage};
 use crate::store::{Store, StoreError};
@@ -50,12 +51,23 @@ pub struct Committer {
 
 impl Committer {
     /// Starts `shards` committer tasks (at least one); they end when every
-    /// handle is dropped.
-    pub fn start(store: Store, realtime: Realtime, shards: usize) -> Committer {
+    /// handle is dropped. Each records the keys of the messages it stored
+    /// in `idempotency`, once per batch.
+    pub fn start(
+        store: Store,
+        realtime: Realtime,
+        idempotency: IdempotencyCache,
+        shards: usize,
+    ) -> Committer {
         let shards = (0..shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(run(rx, store.clone(), realtime.clone()));
+                tokio::spawn(run(
+                    rx,
+                    store.clone(),
+                    realtime.clone(),
+                    idempotency.clone(),
+                ));
                 tx
             })
             .collect();
@@ -111,7 +123,12 @@ impl Drop for Pending {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>, store: Store, realtime: Realtime) {
+async fn run(
+    mut rx: mpsc::Receiver<Job>,
+    store: Store,
+    realtime: Realtime,
+    idempotency: IdempotencyCache,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut batch: Vec<NewMessage> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
@@ -135,6 +152,30 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Store, realtime: Realtime) {
                             encoded: Default::default(),
                         })));
                     }
+                }
+                // The keys of what was stored, for the idempotency cache:
+                // one round trip for the batch, off the committer's path
+                // (until it lands, a retry is answered from the database).
+                let keyed: Vec<(String, String, String)> = outcomes
+                    .iter()
+                    .flatten()
+                    .filter_map(|o| match o {
+                        Appended::Inserted { message, .. } => message
+                            .idempotency_key
+                            .as_ref()
+                            .map(|k| (message.sender_id.clone(), k.clone(), message.id.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                if !keyed.is_empty() {
+                    let idempotency = idempotency.clone();
+                    tokio::spawn(async move {
+                        let done: Vec<(&str, &str, &str)> = keyed
+                            .iter()
+                            .map(|(s, k, m)| (s.as_str(), k.as_str(), m.as_str()))
+                            .collect();
+                        idempotency.complete_many(&done).await;
+                    });
                 }
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
                     let _ = job.reply.send(outcome.map_err(AppError::from));

@@ -158,7 +158,12 @@ impl MessageService {
             n => n,
         };
         MessageService {
-            committer: Committer::start(store.clone(), realtime.clone(), committers),
+            committer: Committer::start(
+                store.clone(),
+                realtime.clone(),
+                idempotency.clone(),
+                committers,
+            ),
             store,
             realtime,
             idempotency,
@@ -224,16 +229,18 @@ impl MessageService {
                 created_at: now_micros(),
             })
             .await;
+        // What the idempotency cache must learn from this caller: a stored
+        // id, or nothing. The committer records what it inserted itself,
+        // once per batch.
         let (view, stored_id) = match outcome {
             Ok(Appended::Inserted { message, username }) => {
                 tracing::debug!(chat_id, seq = message.seq, "message stored");
-                let id = message.id.clone();
                 let view = MessageView {
                     message,
                     status: Status::Sent,
                     username,
                 };
-                (Ok(view), Some(id))
+                return Ok(view);
             }
             Ok(Appended::Existing(existing)) => {
                 let id = existing.id.clone();
