@@ -39,6 +39,27 @@ pub enum Appended {
     UnknownSender,
 }
 
+/// Gives each in-batch repeat of a key (`(repeat, first)` in `followers`)
+/// the first one's message, and unwraps the batch's answers.
+fn answer_followers(
+    mut out: Vec<Option<StoreResult<Appended>>>,
+    followers: &[(usize, usize)],
+) -> Vec<StoreResult<Appended>> {
+    for &(i, leader) in followers {
+        out[i] = Some(match &out[leader] {
+            Some(Ok(Appended::Inserted { message, .. }) | Ok(Appended::Existing(message))) => {
+                Ok(Appended::Existing(message.clone()))
+            }
+            _ => Err(StoreError::Other(sea_orm::DbErr::Custom(
+                "the first send with this idempotency key failed".into(),
+            ))),
+        });
+    }
+    out.into_iter()
+        .map(|o| o.expect("every message of the batch has an outcome"))
+        .collect()
+}
+
 /// One message of a batch as [`PG_APPEND_BATCH`] reads it (JSON).
 #[derive(serde::Serialize)]
 struct BatchRow<'a> {
@@ -185,25 +206,7 @@ impl Store {
         if self.conn().get_database_backend() == DbBackend::Postgres {
             return self.append_batch_postgres(batch).await;
         }
-        let mut pairs: Vec<(&str, &str)> = batch
-            .iter()
-            .map(|n| (n.chat_id.as_str(), n.sender_id.as_str()))
-            .collect();
-        pairs.sort_unstable();
-        pairs.dedup();
-        let members: HashSet<(String, String)> = chat_member::Entity::find()
-            .filter(pairs.iter().fold(Condition::any(), |c, (chat, user)| {
-                c.add(
-                    Condition::all()
-                        .add(chat_member::Column::ChatId.eq(*chat))
-                        .add(chat_member::Column::UserId.eq(*user)),
-                )
-            }))
-            .all(self.conn())
-            .await?
-            .into_iter()
-            .map(|m| (m.chat_id, m.user_id))
-            .collect();
+        let members = self.memberships(batch.iter()).await?;
 
         let mut senders: Vec<&str> = batch.iter().map(|n| n.sender_id.as_str()).collect();
         senders.sort_unstable();
@@ -289,20 +292,7 @@ impl Store {
             }
         }
 
-        for (i, leader) in followers {
-            out[i] = Some(match &out[leader] {
-                Some(Ok(Appended::Inserted { message, .. }) | Ok(Appended::Existing(message))) => {
-                    Ok(Appended::Existing(message.clone()))
-                }
-                _ => Err(StoreError::Other(sea_orm::DbErr::Custom(
-                    "the first send with this idempotency key failed".into(),
-                ))),
-            });
-        }
-        Ok(out
-            .into_iter()
-            .map(|o| o.expect("every message of the batch has an outcome"))
-            .collect())
+        Ok(answer_followers(out, &followers))
     }
 
     /// The transaction of [`Store::append_batch`] for the messages at
@@ -556,20 +546,7 @@ impl Store {
                 e => return Err(e),
             },
         }
-        for (i, leader) in followers {
-            out[i] = Some(match &out[leader] {
-                Some(Ok(Appended::Inserted { message, .. }) | Ok(Appended::Existing(message))) => {
-                    Ok(Appended::Existing(message.clone()))
-                }
-                _ => Err(StoreError::Other(sea_orm::DbErr::Custom(
-                    "the first send with this idempotency key failed".into(),
-                ))),
-            });
-        }
-        Ok(out
-            .into_iter()
-            .map(|o| o.expect("every message of the batch has an outcome"))
-            .collect())
+        Ok(answer_followers(out, &followers))
     }
 
     /// Why the messages at `left` were not inserted by [`PG_APPEND_BATCH`],
@@ -580,25 +557,7 @@ impl Store {
         batch: &[NewMessage],
         left: &[usize],
     ) -> StoreResult<Vec<Appended>> {
-        let mut pairs: Vec<(&str, &str)> = left
-            .iter()
-            .map(|&i| (batch[i].chat_id.as_str(), batch[i].sender_id.as_str()))
-            .collect();
-        pairs.sort_unstable();
-        pairs.dedup();
-        let members: HashSet<(String, String)> = chat_member::Entity::find()
-            .filter(pairs.iter().fold(Condition::any(), |c, (chat, user)| {
-                c.add(
-                    Condition::all()
-                        .add(chat_member::Column::ChatId.eq(*chat))
-                        .add(chat_member::Column::UserId.eq(*user)),
-                )
-            }))
-            .all(self.conn())
-            .await?
-            .into_iter()
-            .map(|m| (m.chat_id, m.user_id))
-            .collect();
+        let members = self.memberships(left.iter().map(|&i| &batch[i])).await?;
         let mut out = Vec::with_capacity(left.len());
         for &i in left {
             let n = &batch[i];
@@ -616,6 +575,31 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Which (chat, sender) pairs of these messages are memberships.
+    async fn memberships<'a>(
+        &self,
+        messages: impl Iterator<Item = &'a NewMessage>,
+    ) -> StoreResult<HashSet<(String, String)>> {
+        let mut pairs: Vec<(&str, &str)> = messages
+            .map(|n| (n.chat_id.as_str(), n.sender_id.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        Ok(chat_member::Entity::find()
+            .filter(pairs.iter().fold(Condition::any(), |c, (chat, user)| {
+                c.add(
+                    Condition::all()
+                        .add(chat_member::Column::ChatId.eq(*chat))
+                        .add(chat_member::Column::UserId.eq(*user)),
+                )
+            }))
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .map(|m| (m.chat_id, m.user_id))
+            .collect())
     }
 
     /// Usernames of these users, by id.

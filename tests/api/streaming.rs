@@ -253,6 +253,32 @@ async fn stream_ends_with_unauthenticated_when_the_token_expires(backend: Backen
     app.wait_subscribers("0 after expiry", |n| *n == 0).await;
 }
 
+/// Sends `count` messages ("<label> message <i>") one after the other on
+/// `client`, for a task of a concurrent-senders test.
+async fn send_many(
+    mut client: tidings::proto::messages_service_client::MessagesServiceClient<
+        tonic::transport::Channel,
+    >,
+    chat_id: String,
+    token: String,
+    count: usize,
+    label: String,
+) {
+    for i in 0..count {
+        client
+            .send_message(authed(
+                tidings::proto::SendMessageRequest {
+                    chat_id: chat_id.clone(),
+                    content: format!("{label} message {i}"),
+                    idempotency_key: String::new(),
+                },
+                &token,
+            ))
+            .await
+            .expect("concurrent send");
+    }
+}
+
 async fn concurrent_senders_are_delivered_in_seq_order(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
@@ -265,7 +291,7 @@ async fn concurrent_senders_are_delivered_in_seq_order(backend: Backend) {
     // order they publish in is not the order of their seqs.
     let mut senders = tokio::task::JoinSet::new();
     for task in 0..4 {
-        let mut client = tidings::proto::messages_service_client::MessagesServiceClient::new(
+        let client = tidings::proto::messages_service_client::MessagesServiceClient::new(
             connect(app.addr).await,
         );
         let token = if task % 2 == 0 {
@@ -273,22 +299,13 @@ async fn concurrent_senders_are_delivered_in_seq_order(backend: Backend) {
         } else {
             bob.token.clone()
         };
-        let chat_id = chat_id.clone();
-        senders.spawn(async move {
-            for i in 0..25 {
-                client
-                    .send_message(authed(
-                        tidings::proto::SendMessageRequest {
-                            chat_id: chat_id.clone(),
-                            content: format!("sender {task} message {i}"),
-                            idempotency_key: String::new(),
-                        },
-                        &token,
-                    ))
-                    .await
-                    .expect("concurrent send");
-            }
-        });
+        senders.spawn(send_many(
+            client,
+            chat_id.clone(),
+            token,
+            25,
+            format!("sender {task}"),
+        ));
     }
     while let Some(done) = senders.join_next().await {
         done.unwrap();
@@ -347,25 +364,16 @@ async fn chats_of_different_committers_each_stay_in_order(backend: Backend) {
     let mut senders = tokio::task::JoinSet::new();
     for (n, chat) in chats.iter().enumerate() {
         for user in [&alice, &bob] {
-            let mut client = tidings::proto::messages_service_client::MessagesServiceClient::new(
+            let client = tidings::proto::messages_service_client::MessagesServiceClient::new(
                 connect(app.addr).await,
             );
-            let (chat, token) = (chat.clone(), user.token.clone());
-            senders.spawn(async move {
-                for i in 0..PER_SENDER {
-                    client
-                        .send_message(authed(
-                            tidings::proto::SendMessageRequest {
-                                chat_id: chat.clone(),
-                                content: format!("chat {n} message {i}"),
-                                idempotency_key: String::new(),
-                            },
-                            &token,
-                        ))
-                        .await
-                        .expect("concurrent send");
-                }
-            });
+            senders.spawn(send_many(
+                client,
+                chat.clone(),
+                user.token.clone(),
+                PER_SENDER,
+                format!("chat {n}"),
+            ));
         }
     }
     while let Some(done) = senders.join_next().await {
