@@ -39,6 +39,35 @@ pub enum Appended {
     UnknownSender,
 }
 
+/// In-batch repeats of one sender's key: the first send with the key is
+/// stored, the later ones get its message ([`answer_followers`]).
+#[derive(Default)]
+struct Repeats<'a> {
+    leaders: HashMap<(&'a str, &'a str), usize>,
+    /// `(repeat, first)` positions in the batch.
+    followers: Vec<(usize, usize)>,
+}
+
+impl<'a> Repeats<'a> {
+    /// Whether the send at `i` is to be stored: it has no key, or is the
+    /// first of the batch with it.
+    fn is_first(&mut self, i: usize, new: &'a NewMessage) -> bool {
+        let Some(key) = new.idempotency_key.as_deref() else {
+            return true;
+        };
+        match self.leaders.entry((new.sender_id.as_str(), key)) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                self.followers.push((i, *e.get()));
+                false
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+                true
+            }
+        }
+    }
+}
+
 /// Gives each in-batch repeat of a key (`(repeat, first)` in `followers`)
 /// the first one's message, and unwraps the batch's answers.
 fn answer_followers(
@@ -244,8 +273,7 @@ impl Store {
 
         // Sort the batch: answered now, a repeat of an earlier one, or new.
         let mut out: Vec<Option<StoreResult<Appended>>> = batch.iter().map(|_| None).collect();
-        let mut leaders: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut followers: Vec<(usize, usize)> = Vec::new();
+        let mut repeats = Repeats::default();
         let mut fresh: Vec<usize> = Vec::new();
         for (i, new) in batch.iter().enumerate() {
             if !members.contains(&(new.chat_id.clone(), new.sender_id.clone())) {
@@ -256,22 +284,15 @@ impl Store {
                 out[i] = Some(Ok(Appended::UnknownSender));
                 continue;
             }
-            if let Some(key) = new.idempotency_key.as_deref() {
-                if let Some(m) = stored.get(&(new.sender_id.clone(), key.to_owned())) {
-                    out[i] = Some(Ok(Appended::Existing(m.clone())));
-                    continue;
-                }
-                match leaders.entry((new.sender_id.as_str(), key)) {
-                    std::collections::hash_map::Entry::Occupied(e) => {
-                        followers.push((i, *e.get()));
-                        continue;
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(i);
-                    }
-                }
+            if let Some(key) = new.idempotency_key.as_deref()
+                && let Some(m) = stored.get(&(new.sender_id.clone(), key.to_owned()))
+            {
+                out[i] = Some(Ok(Appended::Existing(m.clone())));
+                continue;
             }
-            fresh.push(i);
+            if repeats.is_first(i, new) {
+                fresh.push(i);
+            }
         }
 
         if !fresh.is_empty() {
@@ -292,7 +313,7 @@ impl Store {
             }
         }
 
-        Ok(answer_followers(out, &followers))
+        Ok(answer_followers(out, &repeats.followers))
     }
 
     /// The transaction of [`Store::append_batch`] for the messages at
@@ -463,22 +484,12 @@ impl Store {
     ) -> StoreResult<Vec<StoreResult<Appended>>> {
         let mut out: Vec<Option<StoreResult<Appended>>> = batch.iter().map(|_| None).collect();
         // A key repeated inside the batch is inserted once (the first).
-        let mut leaders: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut followers: Vec<(usize, usize)> = Vec::new();
+        let mut repeats = Repeats::default();
         let mut fresh: Vec<usize> = Vec::new();
         for (i, new) in batch.iter().enumerate() {
-            if let Some(key) = new.idempotency_key.as_deref() {
-                match leaders.entry((new.sender_id.as_str(), key)) {
-                    std::collections::hash_map::Entry::Occupied(e) => {
-                        followers.push((i, *e.get()));
-                        continue;
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(i);
-                    }
-                }
+            if repeats.is_first(i, new) {
+                fresh.push(i);
             }
-            fresh.push(i);
         }
         let input: Vec<BatchRow<'_>> = fresh
             .iter()
@@ -546,7 +557,7 @@ impl Store {
                 e => return Err(e),
             },
         }
-        Ok(answer_followers(out, &followers))
+        Ok(answer_followers(out, &repeats.followers))
     }
 
     /// Why the messages at `left` were not inserted by [`PG_APPEND_BATCH`],
