@@ -119,28 +119,7 @@ impl IdempotencyCache {
 
     /// Records the message a key produced.
     pub async fn complete(&self, sender_id: &str, key: &str, message_id: &str) {
-        match self {
-            IdempotencyCache::Local(cache) => {
-                cache.insert(Self::key(sender_id, key), message_id.to_owned());
-            }
-            IdempotencyCache::Redis { pool, prefix, ttl } => {
-                let k = format!("{prefix}{}", Self::key(sender_id, key));
-                let result: redis::RedisResult<()> = async {
-                    let mut conn = pool.get().await.map_err(pool_err)?;
-                    redis::cmd("SET")
-                        .arg(&k)
-                        .arg(message_id)
-                        .arg("PX")
-                        .arg(ttl.as_millis() as u64)
-                        .query_async::<()>(&mut conn)
-                        .await
-                }
-                .await;
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "could not record an idempotency key in the cache");
-                }
-            }
-        }
+        self.complete_many(&[(sender_id, key, message_id)]).await;
     }
 
     /// Records the messages a batch of keys produced: `(sender_id, key,
