@@ -25,6 +25,21 @@ pub struct NewMessage {
     pub created_at: i64,
 }
 
+impl NewMessage {
+    /// The row this message becomes with `seq`.
+    fn stored_as(&self, seq: i64) -> Message {
+        Message {
+            id: self.id.clone(),
+            chat_id: self.chat_id.clone(),
+            seq,
+            sender_id: self.sender_id.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            content: self.content.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// What became of one message of [`Store::append_batch`].
 #[derive(Clone, Debug)]
 pub enum Appended {
@@ -382,15 +397,7 @@ impl Store {
         for &i in fresh {
             let n = &batch[i];
             rows.push(next_seq.get_mut(n.chat_id.as_str()).map(|seq| {
-                let row = Message {
-                    id: n.id.clone(),
-                    chat_id: n.chat_id.clone(),
-                    seq: *seq,
-                    sender_id: n.sender_id.clone(),
-                    idempotency_key: n.idempotency_key.clone(),
-                    content: n.content.clone(),
-                    created_at: n.created_at,
-                };
+                let row = n.stored_as(*seq);
                 *seq += 1;
                 row
             }));
@@ -516,19 +523,11 @@ impl Store {
                     let ord: i64 = row.try_get("", "ord")?;
                     let seq: i64 = row.try_get("", "seq")?;
                     let username: String = row.try_get("", "username")?;
-                    let Some(n) = usize::try_from(ord).ok().and_then(|i| batch.get(i)) else {
+                    let Some(i) = usize::try_from(ord).ok().filter(|&i| i < batch.len()) else {
                         continue;
                     };
-                    out[ord as usize] = Some(Ok(Appended::Inserted {
-                        message: Message {
-                            id: n.id.clone(),
-                            chat_id: n.chat_id.clone(),
-                            seq,
-                            sender_id: n.sender_id.clone(),
-                            idempotency_key: n.idempotency_key.clone(),
-                            content: n.content.clone(),
-                            created_at: n.created_at,
-                        },
+                    out[i] = Some(Ok(Appended::Inserted {
+                        message: batch[i].stored_as(seq),
                         username,
                     }));
                 }
