@@ -118,7 +118,7 @@ pub struct Config {
 
     /// Events buffered per chat for live streams. A stream further behind
     /// catches up from storage instead (nothing is lost, it costs a query).
-    #[arg(long, env = "HUB_CAPACITY", default_value_t = crate::realtime::hub::CHANNEL_CAPACITY)]
+    #[arg(long, env = "HUB_CAPACITY", default_value_t = crate::fanout::hub::CHANNEL_CAPACITY)]
     pub hub_capacity: usize,
 
     /// PEM certificate chain; with --tls-key, serves TLS (ALPN h2 and
@@ -211,41 +211,40 @@ pub struct Config {
 impl Config {
     /// The embedded default with its data in `data_dir`, listening on an
     /// ephemeral loopback port, without reading the environment (for tests
-    /// and tools).
+    /// and tools). Every other field is the flag's default: the same clap
+    /// definition parsed with no arguments and no environment, so the two
+    /// cannot drift apart.
     pub fn embedded(data_dir: PathBuf) -> Config {
-        Config {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: None,
-            redis_url: None,
-            redis_key_prefix: "tidings:".into(),
-            jwt_secret: None,
-            token_ttl: Duration::from_secs(24 * 3600),
-            auth_cache_ttl: Duration::from_secs(30),
-            cors_origins: Vec::new(),
-            data_dir,
-            log_level: "info".into(),
-            log_format: LogFormat::Text,
-            idempotency_ttl: Duration::from_secs(24 * 3600),
-            max_request_bytes: 64 * 1024,
-            heartbeat_interval: Duration::from_secs(25),
-            hub_capacity: crate::realtime::hub::CHANNEL_CAPACITY,
-            tls_cert: None,
-            tls_key: None,
-            http2_keepalive: Duration::from_secs(20),
-            header_read_timeout: Duration::from_secs(10),
-            max_header_bytes: 16 * 1024,
-            send_rate: 10,
-            send_burst: 30,
-            typing_rate: 5,
-            typing_burst: 20,
-            auth_rate: 30,
-            auth_burst: 10,
-            max_streams_per_user: 64,
-            trust_proxy: false,
-            health_interval: Duration::from_secs(5),
-            shutdown_grace: Duration::from_secs(10),
-            db_acquire_timeout: crate::store::DEFAULT_ACQUIRE_TIMEOUT,
-            send_committers: 0,
-        }
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command
+            .try_get_matches_from(["tidings"])
+            .expect("every setting has a default or is optional");
+        let mut config = Config::from_arg_matches(&matches).expect("defaults are valid settings");
+        config.data_dir = data_dir;
+        config.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_is_the_flag_defaults() {
+        let config = Config::embedded(PathBuf::from("/tmp/x"));
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert!(config.listen_addr.ip().is_loopback() && config.listen_addr.port() == 0);
+        assert!(config.database_url.is_none() && config.redis_url.is_none());
+        assert_eq!(config.token_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(config.send_rate, 10);
+        assert_eq!(config.max_streams_per_user, 64);
+        assert_eq!(config.hub_capacity, crate::fanout::hub::CHANNEL_CAPACITY);
+        assert_eq!(
+            config.db_acquire_timeout,
+            crate::store::DEFAULT_ACQUIRE_TIMEOUT
+        );
+        assert_eq!(config.redis_key_prefix, "tidings:");
     }
 }

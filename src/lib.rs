@@ -1,57 +1,49 @@
 //! Tidings: a real-time chat server.
 //!
-//! Layout (a message's path from send to every device reads top to bottom):
-//! - [`config`]: the one clap `Config`; every flag is also an env var.
-//! - [`app`]: `Application` binds the port and builds the one axum router:
-//!   native gRPC, gRPC-Web (tonic-web, CORS outside it) and the embedded web
-//!   client; graceful shutdown.
-//! - [`grpc`]: thin tonic services: authenticate, parse, call the domain.
-//! - [`auth`]: argon2id off the runtime, HS256 tokens, the authenticator.
-//! - [`users`], [`chats`], [`messages`]: the domain, free of transport types.
+//! The layers, each a folder, each importing only the ones listed before
+//! it (a test, `tests/layers.rs`, fails on any import cycle):
+//! - [`domain`]: ids, the rules input must follow, models, views, the one
+//!   error type. No I/O.
+//! - [`store`]: SeaORM on SQLite or PostgreSQL, the only code that speaks
+//!   SQL. Messages are stored in batches ([`store::messages`]).
 //! - [`idempotency`]: the Redis / in-process fast path for repeated sends.
-//! - [`realtime`]: the hub that fans events out to live streams.
-//! - [`store`]: SeaORM entities and queries, the only SQL-speaking module.
-//! - [`web`]: the embedded web client with an SPA fallback.
-//! - [`server`]: the accept loop (TLS, HTTP/2 keep-alive, graceful stop).
-//! - [`health`], [`metrics`]: health, readiness and Prometheus metrics.
+//! - [`fanout`]: events, the in-process hub, the Redis bridge between
+//!   nodes, presence, delivered watermarks, the ordering rule.
+//! - [`auth`]: argon2id off the runtime, HS256 tokens, known users.
+//! - [`limits`], [`health`]: abuse limits; reachability of the dependencies.
+//! - [`services`]: users, chats, messages (with the group committer): what
+//!   each RPC does, free of transport types.
+//! - [`streams`]: the live streams (per user, per chat) over one per-chat
+//!   cursor core.
+//! - [`grpc`]: the only tonic-aware code: thin services, auth, status
+//!   mapping, conversion to protobuf and the pre-encoded stream frames.
+//! - [`http`]: health and metrics endpoints, the embedded web client, CORS,
+//!   the accept loop.
+//! - [`startup`]: the composition root that builds and runs all of it.
+//!
+//! Beside them: [`config`] (one clap struct), [`metrics`] (names and
+//! handles) and [`telemetry`] (logging). The wire contract is the
+//! `tidings-proto` crate (`proto/`).
+//!
+//! The path of one message, file by file, is in docs/ARCHITECTURE.md.
 
-pub mod app;
+#![warn(clippy::print_stdout)]
+
 pub mod auth;
-pub mod chats;
 pub mod config;
-pub mod error;
+pub mod domain;
+pub mod fanout;
 pub mod grpc;
 pub mod health;
+pub mod http;
 pub mod idempotency;
 pub mod limits;
-pub mod messages;
 pub mod metrics;
-pub mod realtime;
-pub mod server;
+pub mod services;
+pub mod startup;
 pub mod store;
+pub mod streams;
 pub mod telemetry;
-pub mod users;
-pub mod web;
 
-/// Code generated from `proto/messaging.proto`.
-pub mod proto {
-    tonic::include_proto!("messaging");
-
-    /// Servers of the services with streams, whose stream items are
-    /// pre-encoded [`Frame`](crate::grpc::wire::Frame)s (see `build.rs`).
-    /// Tidings serves these; the prost-generated servers above are unused.
-    pub mod streaming {
-        include!(concat!(
-            env!("OUT_DIR"),
-            "/streaming/messaging.MessagesService.rs"
-        ));
-        include!(concat!(
-            env!("OUT_DIR"),
-            "/streaming/messaging.EventsService.rs"
-        ));
-    }
-
-    /// The encoded descriptor set, for gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/messaging_descriptor.bin"));
-}
+/// The wire contract (the `tidings-proto` crate).
+pub use tidings_proto as proto;

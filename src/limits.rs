@@ -1,5 +1,7 @@
 //! Abuse limits: per-user send and typing rates, a per-IP rate for the
 //! password RPCs (CreateUser, Login) and a cap on open streams per user.
+//! Transport-free: the gRPC layer says who the caller is and where they
+//! come from, and turns a refusal into a status.
 //!
 //! Rates are GCRA token buckets from `governor`, keyed by user id or client
 //! IP; an upkeep task forgets keys whose bucket is full again, so memory
@@ -12,7 +14,7 @@
 //! (the point is to bound what one connection-holder costs a node).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +24,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::error::AppError;
+use crate::domain::AppError;
 
 /// The metadata key of a refusal that names when to try again.
 pub const RETRY_AFTER: &str = "retry-after-ms";
@@ -43,7 +45,6 @@ struct Inner {
     /// 0: no cap.
     max_streams: usize,
     streams: Mutex<HashMap<String, usize>>,
-    trust_proxy: bool,
 }
 
 struct Rate<K: std::hash::Hash + Eq + Clone> {
@@ -114,18 +115,6 @@ impl Limited {
     }
 }
 
-impl From<Limited> for tonic::Status {
-    fn from(l: Limited) -> Self {
-        let mut status = tonic::Status::resource_exhausted(l.message);
-        if let Some(wait) = l.retry_after
-            && let Ok(v) = wait.as_millis().to_string().parse()
-        {
-            status.metadata_mut().insert(RETRY_AFTER, v);
-        }
-        status
-    }
-}
-
 impl From<Limited> for AppError {
     fn from(l: Limited) -> Self {
         AppError::ResourceExhausted(l.message)
@@ -151,7 +140,6 @@ impl Limits {
                 ),
                 max_streams: config.max_streams_per_user,
                 streams: Mutex::new(HashMap::new()),
-                trust_proxy: config.trust_proxy,
             }),
         }
     }
@@ -196,13 +184,13 @@ impl Limits {
             .map_err(|wait| Limited::rate("typing", "per user", &rate.what, wait))
     }
 
-    /// One CreateUser or Login from the client of `request`.
-    pub fn auth<T>(&self, request: &tonic::Request<T>) -> Result<(), Limited> {
+    /// One CreateUser or Login from a client at `ip`.
+    pub fn auth(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
         let Some(rate) = &self.inner.auth else {
             return Ok(());
         };
         // No peer address (an in-memory transport): nothing to key on.
-        let Some(ip) = client_ip(request, self.inner.trust_proxy) else {
+        let Some(ip) = ip else {
             return Ok(());
         };
         rate.check(&rate_key(ip))
@@ -260,32 +248,6 @@ impl Drop for StreamSlot {
     }
 }
 
-/// The client's address: the connection's peer, or with `trust_proxy` the
-/// last X-Forwarded-For entry (the one our proxy appended).
-pub fn client_ip<T>(request: &tonic::Request<T>, trust_proxy: bool) -> Option<IpAddr> {
-    if trust_proxy
-        && let Some(ip) = request
-            .metadata()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .next_back()
-    {
-        return Some(ip);
-    }
-    request
-        .remote_addr()
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .map(|c| c.0)
-        })
-        .map(|a| a.ip())
-}
-
 /// IPv6 clients get a /64 each (one customer's usual share), so hopping
 /// addresses inside it does not reset the budget.
 fn rate_key(ip: IpAddr) -> IpAddr {
@@ -314,27 +276,5 @@ mod tests {
         assert_ne!(rate_key(a), rate_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(rate_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
-    }
-
-    #[test]
-    fn forwarded_for_only_when_trusted() {
-        let mut req = tonic::Request::new(());
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(SocketAddr::from((
-                [10, 0, 0, 1],
-                5000,
-            ))));
-        req.metadata_mut()
-            .insert("x-forwarded-for", "1.2.3.4, 198.51.100.7".parse().unwrap());
-        assert_eq!(
-            client_ip(&req, false),
-            Some("10.0.0.1".parse().unwrap()),
-            "untrusted: the peer"
-        );
-        assert_eq!(
-            client_ip(&req, true),
-            Some("198.51.100.7".parse().unwrap()),
-            "trusted: the entry the proxy appended"
-        );
     }
 }

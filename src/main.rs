@@ -1,6 +1,6 @@
 use clap::Parser as _;
-use tidings::app::Application;
 use tidings::config::{Cli, Command, MigrateAction};
+use tidings::startup::Application;
 use tidings::store::Store;
 
 /// mimalloc instead of glibc's malloc: allocation was a quarter of the send

@@ -1,16 +1,16 @@
 //! The connection to the server: one lazily connected channel (it reconnects
 //! by itself on the next call after a failure), a bearer-token interceptor,
-//! and the generated clients of `tidings::proto`.
+//! and the generated clients of `tidings_proto`.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use tidings::proto::chats_service_client::ChatsServiceClient;
-use tidings::proto::events_service_client::EventsServiceClient;
-use tidings::proto::messages_service_client::MessagesServiceClient;
-use tidings::proto::users_service_client::UsersServiceClient;
-use tidings::proto::{RefreshTokenRequest, User};
+use tidings_proto::chats_service_client::ChatsServiceClient;
+use tidings_proto::events_service_client::EventsServiceClient;
+use tidings_proto::messages_service_client::MessagesServiceClient;
+use tidings_proto::users_service_client::UsersServiceClient;
+use tidings_proto::{RefreshTokenRequest, User};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;

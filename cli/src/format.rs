@@ -2,7 +2,7 @@
 //! readable lines for people.
 
 use chrono::{DateTime, Local};
-use tidings::proto::Message;
+use tidings_proto::Message;
 
 /// One `tail` line: `chat_id<TAB>seq<TAB>username<TAB>content`.
 pub fn tail_line(m: &Message) -> String {

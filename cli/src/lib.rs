@@ -8,7 +8,7 @@
 //!   a line editor that prints incoming events above the prompt, idempotent
 //!   sends that survive reconnects.
 //! - [`api`]: the channel, the bearer-token interceptor and the generated
-//!   clients of `tidings::proto`.
+//!   clients of `tidings_proto`.
 //! - [`retry`]: which failures are worth retrying, and the backoff.
 //! - [`store`]: `session.json` (the token) and `cursors.json` (last seq seen
 //!   per chat) in the user's config dir.

@@ -1,6 +1,6 @@
 //! End to end: the `tidings-chat` binary, run as separate processes for two
-//! people, against a Tidings server started in this process on the
-//! embedded default (SQLite in a temporary dir, port 0).
+//! people, against the `tidings` server binary run as a process of its own
+//! on the embedded default (SQLite in a temporary dir, port 0).
 //!
 //! Nothing waits on a timer: every step waits for the line a process prints
 //! when the thing happened (`timeout` is only an upper bound).
@@ -12,14 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tidings::app::Application;
-use tidings::config::Config;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinHandle};
-use tokio_util::sync::CancellationToken;
+use tokio::task::AbortHandle;
 
 /// Upper bound for any one step.
 const WAIT: Duration = Duration::from_secs(30);
@@ -31,27 +28,79 @@ const PASSWORD: &str = "correct horse battery";
 
 struct Server {
     addr: SocketAddr,
-    token: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
+    child: Child,
 }
 
-/// Starts a server on `data_dir`; `addr` may have port 0.
-async fn start_server(data_dir: &Path, addr: SocketAddr) -> Server {
-    let mut config = Config::embedded(data_dir.to_path_buf());
-    config.jwt_secret = Some("x".repeat(40));
-    config.listen_addr = addr;
-    config.shutdown_grace = Duration::from_secs(2);
-    // The tests sign up and send faster than people: no abuse limits in the way.
-    config.auth_rate = 0;
-    config.send_rate = 0;
-    config.typing_rate = 0;
-    config.max_streams_per_user = 0;
-    let app = Application::build(config).await.expect("server starts");
-    Server {
-        addr: app.local_addr(),
-        token: app.shutdown_token(),
-        handle: tokio::spawn(app.run()),
+/// The server binary: `TIDINGS_BIN`, or the `tidings` that `cargo test
+/// --workspace` builds beside this test (the client crate does not depend on
+/// the server crate, so it cannot name the binary itself).
+fn server_binary() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("TIDINGS_BIN") {
+        return bin.into();
     }
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/tidings
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps")
+        .join("tidings");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the server first (cargo build -p tidings --bin tidings, \
+         or run cargo test --workspace), or set TIDINGS_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Starts a server process on `data_dir`; `addr` may have port 0. Returns
+/// once it listens (its log says so, with the address it got).
+async fn start_server(data_dir: &Path, addr: SocketAddr) -> Server {
+    let mut child = Command::new(server_binary())
+        .env_clear()
+        .env("DATA_DIR", data_dir)
+        .env("LISTEN_ADDR", addr.to_string())
+        .env("JWT_SECRET", "x".repeat(40))
+        .env("SHUTDOWN_GRACE", "2s")
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "info")
+        // The tests sign up and send faster than people: no abuse limits in the way.
+        .env("AUTH_RATE", "0")
+        .env("SEND_RATE", "0")
+        .env("TYPING_RATE", "0")
+        .env("MAX_STREAMS_PER_USER", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server");
+    let mut logs = BufReader::new(child.stdout.take().expect("server stdout")).lines();
+    let addr = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = logs
+                .next_line()
+                .await
+                .expect("read the server's log")
+                .expect("the server exited before it listened");
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if entry["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("listening"))
+            {
+                let addr = entry["addr"].as_str().expect("the listening line has addr");
+                return addr.parse::<SocketAddr>().expect("a socket address");
+            }
+        }
+    })
+    .await
+    .expect("the server listens in time");
+    // Keep reading its log so the pipe never fills.
+    tokio::spawn(async move { while let Ok(Some(_)) = logs.next_line().await {} });
+    Server { addr, child }
 }
 
 impl Server {
@@ -59,13 +108,19 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    async fn stop(self) {
-        self.token.cancel();
-        tokio::time::timeout(WAIT, self.handle)
+    /// SIGTERM, and the server exits cleanly in time.
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("the server is running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("signal the server");
+        let status = tokio::time::timeout(WAIT, self.child.wait())
             .await
             .expect("server stops in time")
-            .expect("server task")
-            .expect("server ran");
+            .expect("wait for the server");
+        assert!(status.success(), "server exited with {status}");
     }
 }
 

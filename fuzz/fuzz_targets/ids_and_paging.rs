@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidings::chats::{ChatName, clamp_limit, parse_id};
-use tidings::error::AppError;
+use tidings::domain::{ChatName, clamp_limit, parse_id};
+use tidings::domain::AppError;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() >= 4 {

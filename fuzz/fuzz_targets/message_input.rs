@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidings::error::AppError;
-use tidings::messages::{Content, IdempotencyKey, MAX_CONTENT_CHARS, Status};
+use tidings::domain::AppError;
+use tidings::domain::{Content, IdempotencyKey, MAX_CONTENT_CHARS, Status};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidings::realtime::order::{Decision, SeqTracker};
+use tidings::fanout::order::{Decision, SeqTracker};
 
 fuzz_target!(|input: (i64, Vec<i64>)| {
     let (last_seen, seqs) = input;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use tidings::auth::Tokens;
-use tidings::error::AppError;
+use tidings::domain::AppError;
 
 const SECRET: &[u8] = b"fuzzing-secret-fuzzing-secret-0123456789";
 

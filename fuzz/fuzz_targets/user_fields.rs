@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidings::error::AppError;
-use tidings::users::{Email, Password, Username};
+use tidings::domain::AppError;
+use tidings::domain::{Email, Password, Username};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else {

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use tidings::proto::chats_service_client::ChatsServiceClient;
-use tidings::proto::messages_service_client::MessagesServiceClient;
-use tidings::proto::users_service_client::UsersServiceClient;
-use tidings::proto::{
+use tidings_proto::chats_service_client::ChatsServiceClient;
+use tidings_proto::messages_service_client::MessagesServiceClient;
+use tidings_proto::users_service_client::UsersServiceClient;
+use tidings_proto::{
     CreateChatRequest, CreateUserRequest, LoginRequest, SendMessageRequest, SubscribeRequest,
     SubscribeToChatRequest,
 };
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn lite_event_reads_the_contract_wire_format() {
-        use tidings::proto::{Connected, Event, Heartbeat, Message, event::Kind};
+        use tidings_proto::{Connected, Event, Heartbeat, Message, event::Kind};
         let msg = Event {
             kind: Some(Kind::Message(Message {
                 id: "m".into(),
@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn lite_chat_message_reads_the_contract_wire_format() {
-        use tidings::proto::ChatMessage;
+        use tidings_proto::ChatMessage;
         let first = ChatMessage {
             message_id: "connection".into(),
             status: "CONNECTED".into(),

@@ -163,6 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 
 /// Thousands of streams (and, for gRPC-Web, thousands of connections) need
 /// more file descriptors than the usual soft limit.
+#[allow(unsafe_code)] // two libc calls, see SAFETY
 fn raise_open_files_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

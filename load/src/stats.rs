@@ -121,6 +121,7 @@ pub struct ProcStat {
     pub rss_kib: u64,
 }
 
+#[allow(unsafe_code)] // one libc call, see SAFETY
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions; it only reads a constant.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

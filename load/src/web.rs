@@ -56,7 +56,7 @@ pub async fn subscribe_user(authority: &str, user: &User) -> anyhow::Result<WebS
     let conn = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let body = frame(&tidings::proto::SubscribeRequest::default());
+    let body = frame(&tidings_proto::SubscribeRequest::default());
     let req = http::Request::builder()
         .method(http::Method::POST)
         .uri(format!(
@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn frames_split_across_reads_and_trailers() {
-        let msg = tidings::proto::SubscribeRequest::default();
+        let msg = tidings_proto::SubscribeRequest::default();
         let data = frame(&msg);
         assert_eq!(&data[..], &[0, 0, 0, 0, 0]);
 

@@ -1,6 +1,10 @@
 //! Schema migrations for Tidings. They run at server start-up on both backends
 //! (PostgreSQL and SQLite), so every statement here sticks to what both accept.
 
+// `MigrationTrait` is an async_trait: its methods must take `&SchemaManager`
+// with the lifetime elided, or they no longer match the trait.
+#![allow(elided_lifetimes_in_paths)]
+
 pub use sea_orm_migration::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
 

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::error::{AppError, AppResult};
+use crate::domain::{AppError, AppResult};
 use crate::store::Store;
 
 #[derive(Clone)]

@@ -1,6 +1,6 @@
-//! Authentication: password hashing, tokens, and the one request
-//! authenticator every authenticated RPC calls (gRPC and gRPC-Web alike,
-//! since both carry `authorization` as metadata).
+//! Authentication: password hashing, tokens, the check that a token's user
+//! still exists, and the JWT secret. The gRPC layer reads the token off each
+//! request (`grpc::auth`).
 
 pub mod known_users;
 pub mod password;
@@ -12,42 +12,6 @@ pub use known_users::KnownUsers;
 
 pub use password::Passwords;
 pub use token::{MIN_SECRET_BYTES, Tokens, Verified};
-
-use crate::error::AppError;
-
-/// The authenticated caller of an RPC.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub user_id: String,
-    pub expires_at: std::time::SystemTime,
-}
-
-/// Reads `authorization: Bearer <jwt>` from the request metadata.
-pub fn authenticate<T>(tokens: &Tokens, request: &tonic::Request<T>) -> Result<Caller, AppError> {
-    let value = request
-        .metadata()
-        .get("authorization")
-        .ok_or_else(|| AppError::Unauthenticated("missing authorization metadata".into()))?;
-    let value = value
-        .to_str()
-        .map_err(|_| AppError::Unauthenticated("invalid authorization metadata".into()))?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            AppError::Unauthenticated("authorization must be `Bearer <token>`".into())
-        })?;
-    let Verified {
-        user_id,
-        expires_at,
-    } = tokens.verify(token)?;
-    Ok(Caller {
-        user_id,
-        expires_at,
-    })
-}
 
 /// The configured secret, or in embedded mode the one kept in the data dir
 /// (generated on first start). Refuses secrets shorter than 32 bytes.

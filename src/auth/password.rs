@@ -12,7 +12,7 @@ use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::Instrument as _;
 
-use crate::error::{AppError, AppResult};
+use crate::domain::{AppError, AppResult};
 
 #[derive(Clone)]
 pub struct Passwords {

@@ -1,11 +1,15 @@
+use tidings_proto::{self as proto, chats_service_server::ChatsService};
 use tonic::{Request, Response, Status};
 
-use super::{convert, reply};
-use crate::app::AppState;
-use crate::chats::NewChat;
-use crate::proto::{self, chats_service_server::ChatsService};
+use super::auth::Authenticator;
+use super::convert;
+use super::status::reply;
+use crate::services::chats::{ChatService, NewChat};
 
-pub struct Chats(pub AppState);
+pub struct Chats {
+    pub chats: ChatService,
+    pub auth: Authenticator,
+}
 
 #[tonic::async_trait]
 impl ChatsService for Chats {
@@ -14,7 +18,7 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::CreateChatRequest>,
     ) -> Result<Response<proto::CreateChatResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         let new = NewChat {
             name: r.name,
@@ -23,7 +27,7 @@ impl ChatsService for Chats {
             member_ids: r.member_ids,
             is_group: r.is_group,
         };
-        let result = self.0.chats.create(&caller.user_id, new).await;
+        let result = self.chats.create(&caller.user_id, new).await;
         reply(result, |chat_id| proto::CreateChatResponse { chat_id })
     }
 
@@ -32,10 +36,10 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::GetChatRequest>,
     ) -> Result<Response<proto::GetChatResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
-        let result = self.0.chats.get(&caller.user_id, &r.chat_id).await;
+        let result = self.chats.get(&caller.user_id, &r.chat_id).await;
         reply(result, |c| proto::GetChatResponse {
             chat: Some(convert::chat(c)),
         })
@@ -46,9 +50,9 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::ListChatsRequest>,
     ) -> Result<Response<proto::ListChatsResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
-        let result = self.0.chats.list(&caller.user_id, r.page, r.limit).await;
+        let result = self.chats.list(&caller.user_id, r.page, r.limit).await;
         reply(result, |(chats, total)| proto::ListChatsResponse {
             chats: chats.into_iter().map(convert::chat).collect(),
             total: total.clamp(0, i64::from(i32::MAX)) as i32,
@@ -60,11 +64,10 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::AddMembersRequest>,
     ) -> Result<Response<proto::AddMembersResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
-            .0
             .chats
             .add_members(&caller.user_id, &r.chat_id, &r.member_emails, &r.member_ids)
             .await;
@@ -78,10 +81,10 @@ impl ChatsService for Chats {
         &self,
         request: Request<proto::LeaveChatRequest>,
     ) -> Result<Response<proto::LeaveChatResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
-        let result = self.0.chats.leave(&caller.user_id, &r.chat_id).await;
+        let result = self.chats.leave(&caller.user_id, &r.chat_id).await;
         reply(result, |()| proto::LeaveChatResponse {})
     }
 }

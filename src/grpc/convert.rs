@@ -1,17 +1,14 @@
-//! Domain values → protobuf messages.
+//! Domain values → protobuf messages. (Their pre-encoded stream form is
+//! [`super::wire`]'s, built on these.)
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use prost_types::Timestamp;
+use tidings_proto as proto;
 
-use crate::chats::ChatView;
-use crate::messages::{MessageView, Status, StreamItem};
-use crate::proto;
-use crate::realtime::MessageEvent;
-use crate::realtime::user_stream::UserItem;
-use crate::store::users::User;
-
-use super::wire::{self, Frame};
+use crate::domain::{ChatView, Message, MessageView, User};
+use crate::streams::{StreamItem, UserItem};
 
 pub fn timestamp_micros(micros: i64) -> Timestamp {
     Timestamp {
@@ -33,31 +30,51 @@ pub fn user(u: User) -> proto::User {
     }
 }
 
-pub fn message(v: MessageView) -> proto::Message {
-    let m = v.message;
+/// The one place a `Message`'s fields are filled in, whatever the message
+/// comes from (a reply, a list, a stream).
+pub fn message_of(m: Message, username: String, status: &str) -> proto::Message {
     proto::Message {
         id: m.id,
         chat_id: m.chat_id,
         user_id: m.sender_id,
         content: m.content,
         sent_at: Some(timestamp_micros(m.created_at)),
-        status: v.status.as_str().to_owned(),
+        status: status.to_owned(),
         seq: m.seq,
-        username: v.username,
+        username,
     }
 }
 
-/// A streamed message as the proto Message.
-pub fn message_event(m: MessageEvent, status: Status) -> proto::Message {
-    proto::Message {
-        id: m.id,
+/// The one place a `ChatMessage`'s (the original stream item's) fields are
+/// filled in.
+pub fn chat_message_of(m: Message, username: String, status: &str) -> proto::ChatMessage {
+    proto::ChatMessage {
+        message_id: m.id,
         chat_id: m.chat_id,
         user_id: m.sender_id,
+        username,
         content: m.content,
         sent_at: Some(timestamp_micros(m.created_at)),
-        status: status.as_str().to_owned(),
+        status: status.to_owned(),
         seq: m.seq,
-        username: m.sender_username,
+    }
+}
+
+pub fn message(v: MessageView) -> proto::Message {
+    message_of(v.message, v.username, v.status.as_str())
+}
+
+pub fn chat(v: ChatView) -> proto::Chat {
+    proto::Chat {
+        id: v.chat.id,
+        name: v.display_name,
+        created_at: Some(timestamp_micros(v.chat.created_at)),
+        members: v.members.into_iter().map(user).collect(),
+        last_message: v.last_message.map(message),
+        is_group: v.chat.is_group,
+        last_seq: v.chat.last_seq,
+        unread_count: v.unread_count.clamp(0, i64::from(i32::MAX)) as i32,
+        read_seq: v.read_seq,
     }
 }
 
@@ -68,10 +85,14 @@ pub fn user_item(item: UserItem) -> proto::Event {
             user_id,
             server_time: Some(timestamp(SystemTime::now())),
         }),
-        UserItem::Message { message, status } => Kind::Message(message_event(
-            std::sync::Arc::unwrap_or_clone(message),
-            status,
-        )),
+        UserItem::Message { message, status } => {
+            let event = Arc::unwrap_or_clone(message);
+            Kind::Message(message_of(
+                event.message,
+                event.sender_username,
+                status.as_str(),
+            ))
+        }
         UserItem::Receipt {
             chat_id,
             user_id,
@@ -121,39 +142,6 @@ pub fn user_item(item: UserItem) -> proto::Event {
     proto::Event { kind: Some(kind) }
 }
 
-/// A user-stream item in wire form: a message from its shared encoding,
-/// anything else encoded here.
-pub fn user_frame(item: UserItem) -> Frame {
-    match item {
-        UserItem::Message { message, status } => {
-            wire::message(&message, status).wrap(wire::EVENT_MESSAGE)
-        }
-        other => Frame::encode(&user_item(other)),
-    }
-}
-
-/// A chat-stream item in wire form (see [`user_frame`]).
-pub fn chat_frame(item: StreamItem) -> Frame {
-    match item {
-        StreamItem::Message { message, status } => wire::chat_message(&message, status),
-        connected => Frame::encode(&stream_item(connected)),
-    }
-}
-
-pub fn chat(v: ChatView) -> proto::Chat {
-    proto::Chat {
-        id: v.chat.id,
-        name: v.display_name,
-        created_at: Some(timestamp_micros(v.chat.created_at)),
-        members: v.members.into_iter().map(user).collect(),
-        last_message: v.last_message.map(message),
-        is_group: v.chat.is_group,
-        last_seq: v.chat.last_seq,
-        unread_count: v.unread_count.clamp(0, i64::from(i32::MAX)) as i32,
-        read_seq: v.read_seq,
-    }
-}
-
 /// The synthetic first frame of SubscribeToChat (contract).
 pub const CONNECTION_ID: &str = "connection";
 pub const CONNECTED: &str = "CONNECTED";
@@ -168,23 +156,10 @@ pub fn stream_item(item: StreamItem) -> proto::ChatMessage {
             ..Default::default()
         },
         StreamItem::Message { message, status } => {
-            let message = std::sync::Arc::unwrap_or_clone(message);
-            proto::ChatMessage {
-                message_id: message.id,
-                chat_id: message.chat_id,
-                user_id: message.sender_id,
-                username: message.sender_username,
-                content: message.content,
-                sent_at: Some(timestamp_micros(message.created_at)),
-                status: status_str(status),
-                seq: message.seq,
-            }
+            let event = Arc::unwrap_or_clone(message);
+            chat_message_of(event.message, event.sender_username, status.as_str())
         }
     }
-}
-
-fn status_str(s: Status) -> String {
-    s.as_str().to_owned()
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! EventsService: the per-user stream, and the bidirectional session for
 //! native clients (the same events, plus send / typing / mark-read in-band).
 
-use std::collections::HashMap;
 use std::pin::Pin;
 
 use futures::Stream;
@@ -10,15 +9,22 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert;
-use super::wire::{self, Frame};
-use crate::app::AppState;
-use crate::auth::Caller;
-use crate::error::AppError;
-use crate::proto::{self, streaming::events_service_server::EventsService};
-use crate::realtime::user_stream::{self, Options, UserStream};
+use tidings_proto::wire::Frame;
+use tidings_proto::{self as proto, streaming::events_service_server::EventsService};
 
-pub struct Events(pub AppState);
+use super::auth::{Authenticator, Caller};
+use super::{convert, wire};
+use crate::domain::AppError;
+use crate::limits::Limits;
+use crate::services::messages::MessageService;
+use crate::streams::{Streams, UserStream};
+
+pub struct Events {
+    pub messages: MessageService,
+    pub streams: Streams,
+    pub auth: Authenticator,
+    pub limits: Limits,
+}
 
 /// `Event`s and `ServerFrame`s, pre-encoded (see [`super::wire`]).
 type EventStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
@@ -30,24 +36,13 @@ impl Events {
         caller: &Caller,
         cursors: Vec<proto::ChatCursor>,
     ) -> Result<UserStream, AppError> {
-        let mut map = HashMap::new();
-        for c in cursors {
-            let id = crate::chats::parse_id("cursors.chat_id", &c.chat_id)
-                .map_err(|_| AppError::invalid("cursors", "chat_id must be a chat id"))?;
-            map.insert(id, c.after_seq);
-        }
-        user_stream::open(
-            self.0.realtime.clone(),
-            self.0.chats.clone(),
-            Options {
-                user_id: caller.user_id.clone(),
-                cursors: map,
-                expires_at: caller.expires_at,
-                heartbeat: self.0.heartbeat,
-                shutdown: self.0.shutdown.clone(),
-            },
-        )
-        .await
+        let cursors = cursors
+            .into_iter()
+            .map(|c| (c.chat_id, c.after_seq))
+            .collect();
+        self.streams
+            .user(&caller.user_id, cursors, caller.expires_at)
+            .await
     }
 }
 
@@ -60,13 +55,13 @@ impl EventsService for Events {
         &self,
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let caller = self.0.caller(&request).await?;
-        let slot = self.0.limits.open_stream(&caller.user_id)?;
+        let caller = self.auth.caller(&request).await?;
+        let slot = self.limits.open_stream(&caller.user_id)?;
         let rx = self.open(&caller, request.into_inner().cursors).await?;
         let stream = ReceiverStream::new(rx).map(move |item| {
             // The slot lives as long as the response stream.
             let _ = &slot;
-            item.map(convert::user_frame).map_err(Status::from)
+            item.map(wire::user_frame).map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -78,8 +73,8 @@ impl EventsService for Events {
         &self,
         request: Request<Streaming<proto::ClientFrame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let caller = self.0.caller(&request).await?;
-        let slot = self.0.limits.open_stream(&caller.user_id)?;
+        let caller = self.auth.caller(&request).await?;
+        let slot = self.limits.open_stream(&caller.user_id)?;
         let mut inbound = request.into_inner();
 
         // Events start after the first frame: a `subscribe` (with the
@@ -99,10 +94,10 @@ impl EventsService for Events {
         let mut events = self.open(&caller, cursors).await?;
         let (tx, rx) = mpsc::channel::<Result<Frame, Status>>(128);
 
-        let state = self.0.clone();
+        let (messages, limits) = (self.messages.clone(), self.limits.clone());
         tokio::spawn(async move {
             if let Some(frame) = pending {
-                let reply = handle_frame(&state, &caller, frame).await;
+                let reply = handle_frame(&messages, &limits, &caller, frame).await;
                 if tx.send(Ok(Frame::encode(&reply))).await.is_err() {
                     return;
                 }
@@ -112,7 +107,7 @@ impl EventsService for Events {
                     _ = tx.closed() => return,
                     event = events.recv() => {
                         let frame = match event {
-                            Some(Ok(item)) => Ok(event_frame(item)),
+                            Some(Ok(item)) => Ok(wire::session_frame(item)),
                             Some(Err(e)) => Err(Status::from(e)),
                             None => return,
                         };
@@ -123,7 +118,7 @@ impl EventsService for Events {
                     }
                     frame = inbound.message() => match frame {
                         Ok(Some(frame)) => {
-                            let reply = handle_frame(&state, &caller, frame).await;
+                            let reply = handle_frame(&messages, &limits, &caller, frame).await;
                             if tx.send(Ok(Frame::encode(&reply))).await.is_err() {
                                 return;
                             }
@@ -132,7 +127,7 @@ impl EventsService for Events {
                         // until it goes away entirely.
                         Ok(None) => {
                             while let Some(item) = events.recv().await {
-                                let frame = item.map(event_frame).map_err(Status::from);
+                                let frame = item.map(wire::session_frame).map_err(Status::from);
                                 let end = frame.is_err();
                                 if tx.send(frame).await.is_err() || end {
                                     return;
@@ -154,15 +149,11 @@ impl EventsService for Events {
     }
 }
 
-/// A user-stream item as `ServerFrame.event`.
-fn event_frame(item: user_stream::UserItem) -> Frame {
-    convert::user_frame(item).wrap(wire::SERVER_FRAME_EVENT)
-}
-
 /// Carries out one client frame; the answer is an ack or an error frame,
 /// never the end of the session.
 async fn handle_frame(
-    state: &AppState,
+    messages: &MessageService,
+    limits: &Limits,
     caller: &Caller,
     frame: proto::ClientFrame,
 ) -> proto::ServerFrame {
@@ -170,24 +161,21 @@ async fn handle_frame(
     use proto::server_frame::Kind as Out;
     let r#ref = frame.r#ref;
     let result: Result<Option<proto::Message>, AppError> = match frame.kind {
-        Some(Kind::Send(s)) => match state.limits.send(&caller.user_id) {
-            Ok(()) => state
-                .messages
+        Some(Kind::Send(s)) => match limits.send(&caller.user_id) {
+            Ok(()) => messages
                 .send(&caller.user_id, &s.chat_id, s.content, s.idempotency_key)
                 .await
                 .map(|m| Some(convert::message(m))),
             Err(limited) => Err(limited.into()),
         },
-        Some(Kind::Typing(t)) => match state.limits.typing(&caller.user_id) {
-            Ok(()) => state
-                .messages
+        Some(Kind::Typing(t)) => match limits.typing(&caller.user_id) {
+            Ok(()) => messages
                 .typing(&caller.user_id, &t.chat_id, t.typing)
                 .await
                 .map(|()| None),
             Err(limited) => Err(limited.into()),
         },
-        Some(Kind::MarkRead(m)) => state
-            .messages
+        Some(Kind::MarkRead(m)) => messages
             .mark_read(&caller.user_id, &m.chat_id, m.seq)
             .await
             .map(|_| None),

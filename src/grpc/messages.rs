@@ -5,12 +5,22 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::wire::Frame;
-use super::{convert, reply};
-use crate::app::AppState;
-use crate::proto::{self, streaming::messages_service_server::MessagesService};
+use tidings_proto::wire::Frame;
+use tidings_proto::{self as proto, streaming::messages_service_server::MessagesService};
 
-pub struct Messages(pub AppState);
+use super::auth::Authenticator;
+use super::status::reply;
+use super::{convert, wire};
+use crate::limits::Limits;
+use crate::services::messages::MessageService;
+use crate::streams::Streams;
+
+pub struct Messages {
+    pub messages: MessageService,
+    pub streams: Streams,
+    pub auth: Authenticator,
+    pub limits: Limits,
+}
 
 /// `ChatMessage`s, pre-encoded (see [`super::wire`]).
 type ChatMessageStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
@@ -22,12 +32,11 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SendMessageRequest>,
     ) -> Result<Response<proto::SendMessageResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
-        self.0.limits.send(&caller.user_id)?;
+        let caller = self.auth.caller(&request).await?;
+        self.limits.send(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
-            .0
             .messages
             .send(&caller.user_id, &r.chat_id, r.content, r.idempotency_key)
             .await;
@@ -41,11 +50,10 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::ListMessagesRequest>,
     ) -> Result<Response<proto::ListMessagesResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
-            .0
             .messages
             .list(
                 &caller.user_id,
@@ -67,10 +75,9 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::UpdateMessageStatusRequest>,
     ) -> Result<Response<proto::UpdateMessageStatusResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         let result = self
-            .0
             .messages
             .update_status(&caller.user_id, &r.message_id, &r.status)
             .await;
@@ -87,25 +94,18 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SubscribeToChatRequest>,
     ) -> Result<Response<Self::SubscribeToChatStream>, Status> {
-        let caller = self.0.caller(&request).await?;
-        let slot = self.0.limits.open_stream(&caller.user_id)?;
+        let caller = self.auth.caller(&request).await?;
+        let slot = self.limits.open_stream(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let rx = self
-            .0
-            .messages
-            .subscribe(
-                &caller.user_id,
-                &r.chat_id,
-                r.after_seq,
-                caller.expires_at,
-                self.0.shutdown.clone(),
-            )
+            .streams
+            .chat(&caller.user_id, &r.chat_id, r.after_seq, caller.expires_at)
             .await?;
         let stream = ReceiverStream::new(rx).map(move |item| {
             // The slot lives as long as the response stream.
             let _ = &slot;
-            item.map(convert::chat_frame).map_err(Status::from)
+            item.map(wire::chat_frame).map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -115,11 +115,10 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::MarkReadRequest>,
     ) -> Result<Response<proto::MarkReadResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
-            .0
             .messages
             .mark_read(&caller.user_id, &r.chat_id, r.seq)
             .await;
@@ -137,12 +136,11 @@ impl MessagesService for Messages {
         &self,
         request: Request<proto::SendTypingRequest>,
     ) -> Result<Response<proto::SendTypingResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
-        self.0.limits.typing(&caller.user_id)?;
+        let caller = self.auth.caller(&request).await?;
+        self.limits.typing(&caller.user_id)?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
         let result = self
-            .0
             .messages
             .typing(&caller.user_id, &r.chat_id, r.typing)
             .await;

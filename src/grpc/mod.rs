@@ -1,33 +1,47 @@
-//! Thin tonic services: authenticate, parse the request, call the domain
-//! service, map the result. No business logic lives here.
+//! The gRPC edge, and the only code that knows tonic: each service reads
+//! the caller ([`auth`]), applies the abuse limits, turns the request into
+//! plain arguments, calls a service or opens a stream, and maps the answer
+//! ([`convert`], [`wire`]) or the error ([`status`]). No business logic
+//! lives here.
+//!
+//! [`router`] builds the axum router of every gRPC service (with health and
+//! reflection), gRPC-Web translation included.
 
+pub mod auth;
 pub mod chats;
 pub mod convert;
 pub mod events;
+pub mod health;
 pub mod messages;
+pub mod metrics;
+pub mod status;
 pub mod users;
 pub mod wire;
 
-use crate::app::AppState;
-use crate::auth::{Caller, authenticate};
-use crate::error::AppError;
+use axum::Router;
+use tidings_proto::chats_service_server::ChatsServiceServer;
+use tidings_proto::streaming::events_service_server::EventsServiceServer;
+use tidings_proto::streaming::messages_service_server::MessagesServiceServer;
+use tidings_proto::users_service_server::UsersServiceServer;
 
-impl AppState {
-    /// The one authenticator every authenticated RPC calls: a valid token
-    /// whose user still exists (see [`crate::auth::KnownUsers`]). Records the
-    /// caller on the RPC's span (each RPC declares a `user_id` field).
-    pub(crate) async fn caller<T>(
-        &self,
-        request: &tonic::Request<T>,
-    ) -> Result<Caller, tonic::Status> {
-        let caller = authenticate(&self.tokens, request).map_err(tonic::Status::from)?;
-        self.known_users
-            .check(&caller.user_id)
-            .await
-            .map_err(tonic::Status::from)?;
-        tracing::Span::current().record("user_id", caller.user_id.as_str());
-        Ok(caller)
-    }
+use crate::limits::Limits;
+use crate::services::chats::ChatService;
+use crate::services::messages::MessageService;
+use crate::services::users::UserService;
+use crate::streams::Streams;
+use auth::Authenticator;
+
+/// What the gRPC services are made of.
+pub struct Parts {
+    pub users: UserService,
+    pub chats: ChatService,
+    pub messages: MessageService,
+    pub streams: Streams,
+    pub auth: Authenticator,
+    pub limits: Limits,
+    pub health: crate::health::Health,
+    /// Largest accepted request message, in bytes.
+    pub max_request_bytes: usize,
 }
 
 /// Records the chat an RPC is about on its span.
@@ -35,12 +49,72 @@ pub(crate) fn record_chat(chat_id: &str) {
     tracing::Span::current().record("chat_id", chat_id);
 }
 
-/// Converts a domain result into a tonic response.
-pub(crate) fn reply<T, U>(
-    result: Result<T, AppError>,
-    f: impl FnOnce(T) -> U,
-) -> Result<tonic::Response<U>, tonic::Status> {
-    result
-        .map(|v| tonic::Response::new(f(v)))
-        .map_err(tonic::Status::from)
+/// Every gRPC service (the four of the contract, health, reflection v1 and
+/// v1alpha) as one axum router, counted by [`metrics`] and translated for
+/// gRPC-Web. It has tonic's UNIMPLEMENTED fallback, which the caller
+/// replaces when it merges this into the app (only one router may have one).
+pub fn router(parts: Parts) -> anyhow::Result<Router> {
+    let Parts {
+        users,
+        chats,
+        messages,
+        streams,
+        auth,
+        limits,
+        health,
+        max_request_bytes: limit,
+    } = parts;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    health::spawn_reporter(reporter, &health);
+    let routes = tonic::service::Routes::new(
+        UsersServiceServer::new(users::Users {
+            users,
+            auth: auth.clone(),
+            limits: limits.clone(),
+        })
+        .max_decoding_message_size(limit),
+    )
+    .add_service(
+        ChatsServiceServer::new(chats::Chats {
+            chats,
+            auth: auth.clone(),
+        })
+        .max_decoding_message_size(limit),
+    )
+    .add_service(
+        MessagesServiceServer::new(messages::Messages {
+            messages: messages.clone(),
+            streams: streams.clone(),
+            auth: auth.clone(),
+            limits: limits.clone(),
+        })
+        .max_decoding_message_size(limit),
+    )
+    .add_service(
+        EventsServiceServer::new(events::Events {
+            messages,
+            streams,
+            auth,
+            limits,
+        })
+        .max_decoding_message_size(limit),
+    )
+    .add_service(health_service)
+    .add_service(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tidings_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?,
+    )
+    .add_service(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tidings_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?,
+    );
+    Ok(routes
+        .into_axum_router()
+        // Inside gRPC-Web translation, so it sees real gRPC trailers.
+        .layer(axum::middleware::from_fn(metrics::record_grpc))
+        .layer(tonic_web::GrpcWebLayer::new()))
 }

@@ -1,10 +1,18 @@
+use tidings_proto::{self as proto, users_service_server::UsersService};
 use tonic::{Request, Response, Status};
 
-use super::{convert, reply};
-use crate::app::AppState;
-use crate::proto::{self, users_service_server::UsersService};
+use super::auth::Authenticator;
+use super::convert;
+use super::status::reply;
+use crate::domain::parse_id;
+use crate::limits::Limits;
+use crate::services::users::UserService;
 
-pub struct Users(pub AppState);
+pub struct Users {
+    pub users: UserService,
+    pub auth: Authenticator,
+    pub limits: Limits,
+}
 
 #[tonic::async_trait]
 impl UsersService for Users {
@@ -13,10 +21,9 @@ impl UsersService for Users {
         &self,
         request: Request<proto::CreateUserRequest>,
     ) -> Result<Response<proto::CreateUserResponse>, Status> {
-        self.0.limits.auth(&request)?;
+        self.limits.auth(self.auth.client_ip(&request))?;
         let r = request.into_inner();
         let result = self
-            .0
             .users
             .register(&r.username, &r.email, &r.password)
             .await;
@@ -32,9 +39,9 @@ impl UsersService for Users {
         &self,
         request: Request<proto::LoginRequest>,
     ) -> Result<Response<proto::LoginResponse>, Status> {
-        self.0.limits.auth(&request)?;
+        self.limits.auth(self.auth.client_ip(&request))?;
         let r = request.into_inner();
-        let result = self.0.users.login(&r.email, &r.password).await;
+        let result = self.users.login(&r.email, &r.password).await;
         reply(result, |s| proto::LoginResponse {
             user: Some(convert::user(s.user)),
             token: s.token,
@@ -47,11 +54,10 @@ impl UsersService for Users {
         &self,
         request: Request<proto::GetUserRequest>,
     ) -> Result<Response<proto::GetUserResponse>, Status> {
-        self.0.caller(&request).await?;
+        self.auth.caller(&request).await?;
         let r = request.into_inner();
-        let id = crate::chats::parse_id("user_id", &r.user_id);
-        let result = match id {
-            Ok(id) => self.0.users.get(&id).await,
+        let result = match parse_id("user_id", &r.user_id) {
+            Ok(id) => self.users.get(&id).await,
             Err(e) => Err(e),
         };
         reply(result, |u| proto::GetUserResponse {
@@ -64,8 +70,8 @@ impl UsersService for Users {
         &self,
         request: Request<proto::GetMeRequest>,
     ) -> Result<Response<proto::GetMeResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
-        let result = self.0.users.me(&caller.user_id).await;
+        let caller = self.auth.caller(&request).await?;
+        let result = self.users.me(&caller.user_id).await;
         reply(result, |u| proto::GetMeResponse {
             user: Some(convert::user(u)),
         })
@@ -76,8 +82,8 @@ impl UsersService for Users {
         &self,
         request: Request<proto::RefreshTokenRequest>,
     ) -> Result<Response<proto::RefreshTokenResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
-        let result = self.0.users.refresh(&caller.user_id).await;
+        let caller = self.auth.caller(&request).await?;
+        let result = self.users.refresh(&caller.user_id).await;
         reply(result, |s| proto::RefreshTokenResponse {
             token: s.token,
             expires_at: Some(convert::timestamp(s.expires_at)),

@@ -6,24 +6,12 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
 };
 
-use super::entities::{chat, chat_member, message, user};
-use super::{Store, StoreError, StoreResult, now_micros};
-
-pub use chat::Model as Chat;
-pub use chat_member::Model as Member;
-
-/// The key that makes a direct chat between two people unique, whichever of
-/// them opens it.
-pub fn direct_key(a: &str, b: &str) -> String {
-    if a <= b {
-        format!("{a}:{b}")
-    } else {
-        format!("{b}:{a}")
-    }
-}
+use super::entities::{chat, chat_member, message, models, user};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{Chat, Member, Message, User, now_micros};
 
 fn member(chat_id: &str, user_id: &str, now: i64) -> chat_member::ActiveModel {
-    Member {
+    chat_member::Model {
         chat_id: chat_id.to_owned(),
         user_id: user_id.to_owned(),
         joined_at: now,
@@ -42,9 +30,12 @@ impl Store {
     /// already has one, returns the existing chat instead.
     pub async fn create_chat(&self, chat: Chat, member_ids: &[String]) -> StoreResult<Chat> {
         let txn = self.conn().begin().await?;
-        let inserted = chat.clone().into_active_model().insert(&txn).await;
+        let inserted = chat::Model::from(chat.clone())
+            .into_active_model()
+            .insert(&txn)
+            .await;
         let chat = match inserted {
-            Ok(chat) => chat,
+            Ok(row) => Chat::from(row),
             Err(err) => {
                 let err = StoreError::from(err);
                 txn.rollback().await?;
@@ -70,7 +61,8 @@ impl Store {
             .all(self.conn())
             .await?
             .into_iter()
-            .next())
+            .next()
+            .map(Chat::from))
     }
 
     pub async fn chat_by_id(&self, chat_id: &str) -> StoreResult<Option<Chat>> {
@@ -78,7 +70,8 @@ impl Store {
             .all(self.conn())
             .await?
             .into_iter()
-            .next())
+            .next()
+            .map(Chat::from))
     }
 
     /// The caller's membership row, or `None` when not a member (or no chat).
@@ -88,7 +81,8 @@ impl Store {
                 .all(self.conn())
                 .await?
                 .into_iter()
-                .next(),
+                .next()
+                .map(Member::from),
         )
     }
 
@@ -106,17 +100,19 @@ impl Store {
 
     /// Membership rows of a chat (with watermarks).
     pub async fn members(&self, chat_id: &str) -> StoreResult<Vec<Member>> {
-        Ok(chat_member::Entity::find()
-            .filter(chat_member::Column::ChatId.eq(chat_id))
-            .all(self.conn())
-            .await?)
+        Ok(models(
+            chat_member::Entity::find()
+                .filter(chat_member::Column::ChatId.eq(chat_id))
+                .all(self.conn())
+                .await?,
+        ))
     }
 
     /// Members of several chats with their user rows, in one query.
     pub async fn members_with_users(
         &self,
         chat_ids: &[String],
-    ) -> StoreResult<Vec<(Member, user::Model)>> {
+    ) -> StoreResult<Vec<(Member, User)>> {
         if chat_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -128,7 +124,7 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(m, u)| u.map(|u| (m, u)))
+            .filter_map(|(m, u)| u.map(|u| (m.into(), u.into())))
             .collect())
     }
 
@@ -152,7 +148,7 @@ impl Store {
             .all(self.conn())
             .await?;
         let ids: Vec<String> = chats.iter().map(|c| c.id.clone()).collect();
-        let mut mine = if ids.is_empty() {
+        let mut mine: Vec<chat_member::Model> = if ids.is_empty() {
             Vec::new()
         } else {
             chat_member::Entity::find()
@@ -165,14 +161,14 @@ impl Store {
             .into_iter()
             .filter_map(|c| {
                 let i = mine.iter().position(|m| m.chat_id == c.id)?;
-                Some((c, mine.swap_remove(i)))
+                Some((Chat::from(c), Member::from(mine.swap_remove(i))))
             })
             .collect();
         Ok((out, total))
     }
 
     /// The newest message of each given chat (`(chat_id, last_seq)` pairs).
-    pub async fn last_messages(&self, chats: &[(String, i64)]) -> StoreResult<Vec<message::Model>> {
+    pub async fn last_messages(&self, chats: &[(String, i64)]) -> StoreResult<Vec<Message>> {
         let mut cond = Condition::any();
         let mut any = false;
         for (chat_id, seq) in chats.iter().filter(|(_, seq)| *seq > 0) {
@@ -186,10 +182,12 @@ impl Store {
         if !any {
             return Ok(Vec::new());
         }
-        Ok(message::Entity::find()
-            .filter(cond)
-            .all(self.conn())
-            .await?)
+        Ok(models(
+            message::Entity::find()
+                .filter(cond)
+                .all(self.conn())
+                .await?,
+        ))
     }
 
     /// Moves a member's watermarks up to `seq`; never moves them down.
@@ -264,7 +262,7 @@ impl Store {
                 )
                 .exec_with_returning(self.conn())
                 .await?;
-            moved.extend(rows);
+            moved.extend(rows.into_iter().map(Member::from));
         }
         Ok(moved)
     }
@@ -338,10 +336,5 @@ impl Store {
             .exec(self.conn())
             .await?;
         Ok(result.rows_affected > 0)
-    }
-
-    /// Time for [`Chat::last_activity_at`] and friends.
-    pub fn now(&self) -> i64 {
-        now_micros()
     }
 }

@@ -121,3 +121,119 @@ pub mod message {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+// Rows ⇄ the domain's plain models. Field for field: the entities are the
+// schema, the models what the layers above see.
+
+impl From<user::Model> for crate::domain::User {
+    fn from(m: user::Model) -> Self {
+        crate::domain::User {
+            id: m.id,
+            username: m.username,
+            username_lower: m.username_lower,
+            email: m.email,
+            password_hash: m.password_hash,
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl From<crate::domain::User> for user::Model {
+    fn from(u: crate::domain::User) -> Self {
+        user::Model {
+            id: u.id,
+            username: u.username,
+            username_lower: u.username_lower,
+            email: u.email,
+            password_hash: u.password_hash,
+            created_at: u.created_at,
+        }
+    }
+}
+
+impl From<chat::Model> for crate::domain::Chat {
+    fn from(m: chat::Model) -> Self {
+        crate::domain::Chat {
+            id: m.id,
+            name: m.name,
+            is_group: m.is_group,
+            direct_key: m.direct_key,
+            created_by: m.created_by,
+            created_at: m.created_at,
+            last_seq: m.last_seq,
+            last_activity_at: m.last_activity_at,
+        }
+    }
+}
+
+impl From<crate::domain::Chat> for chat::Model {
+    fn from(c: crate::domain::Chat) -> Self {
+        chat::Model {
+            id: c.id,
+            name: c.name,
+            is_group: c.is_group,
+            direct_key: c.direct_key,
+            created_by: c.created_by,
+            created_at: c.created_at,
+            last_seq: c.last_seq,
+            last_activity_at: c.last_activity_at,
+        }
+    }
+}
+
+impl From<chat_member::Model> for crate::domain::Member {
+    fn from(m: chat_member::Model) -> Self {
+        crate::domain::Member {
+            chat_id: m.chat_id,
+            user_id: m.user_id,
+            joined_at: m.joined_at,
+            delivered_seq: m.delivered_seq,
+            read_seq: m.read_seq,
+        }
+    }
+}
+
+impl From<crate::domain::Member> for chat_member::Model {
+    fn from(m: crate::domain::Member) -> Self {
+        chat_member::Model {
+            chat_id: m.chat_id,
+            user_id: m.user_id,
+            joined_at: m.joined_at,
+            delivered_seq: m.delivered_seq,
+            read_seq: m.read_seq,
+        }
+    }
+}
+
+impl From<message::Model> for crate::domain::Message {
+    fn from(m: message::Model) -> Self {
+        crate::domain::Message {
+            id: m.id,
+            chat_id: m.chat_id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            idempotency_key: m.idempotency_key,
+            content: m.content,
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl From<crate::domain::Message> for message::Model {
+    fn from(m: crate::domain::Message) -> Self {
+        message::Model {
+            id: m.id,
+            chat_id: m.chat_id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            idempotency_key: m.idempotency_key,
+            content: m.content,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Rows into models, for the many queries that return a list.
+pub(super) fn models<R, M: From<R>>(rows: Vec<R>) -> Vec<M> {
+    rows.into_iter().map(M::from).collect()
+}

@@ -1,7 +1,8 @@
-//! Storage: the only module that speaks SeaORM.
+//! Storage: the only module that speaks SeaORM (and SQL).
 //!
-//! Everything above this module sees plain models and [`StoreError`]; nothing in
-//! a request path knows whether the backend is PostgreSQL or SQLite.
+//! Everything above this module sees the domain's plain models
+//! ([`crate::domain::model`]) and [`StoreError`]; nothing in a request path
+//! knows whether the backend is PostgreSQL or SQLite.
 //!
 //! Look-ups by primary or unique key use `.all()` and take the first row,
 //! never `.one()`: `.one()` adds a *bound* `LIMIT ?`, and SQLite folds a bound
@@ -19,6 +20,8 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr};
+
+use crate::domain::AppError;
 
 /// What went wrong in storage, sorted by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,15 @@ impl From<DbErr> for StoreError {
             StoreError::Unavailable(err)
         } else {
             StoreError::Other(err)
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(e) => AppError::Unavailable(e.into()),
+            other => AppError::Internal(other.into()),
         }
     }
 }
@@ -208,17 +220,4 @@ impl Store {
     pub async fn close(self) {
         let _ = self.db.close().await;
     }
-}
-
-/// Microseconds since the Unix epoch: how every timestamp is stored.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
-/// A new time-ordered id (UUIDv7, hyphenated).
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }

@@ -2,15 +2,15 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 
-use super::entities::user;
+use super::entities::{models, user};
 use super::{Store, StoreResult};
-
-pub use user::Model as User;
+use crate::domain::User;
 
 impl Store {
     /// Inserts a user; a taken email or username is a [`super::StoreError::Conflict`].
-    pub async fn insert_user(&self, user: User) -> StoreResult<User> {
-        Ok(user.into_active_model().insert(self.conn()).await?)
+    pub async fn insert_user(&self, new: User) -> StoreResult<User> {
+        let row = user::Model::from(new).into_active_model();
+        Ok(row.insert(self.conn()).await?.into())
     }
 
     pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
@@ -19,7 +19,8 @@ impl Store {
             .all(self.conn())
             .await?
             .into_iter()
-            .next())
+            .next()
+            .map(User::from))
     }
 
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
@@ -27,26 +28,31 @@ impl Store {
             .all(self.conn())
             .await?
             .into_iter()
-            .next())
+            .next()
+            .map(User::from))
     }
 
     pub async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.iter().cloned()))
-            .all(self.conn())
-            .await?)
+        Ok(models(
+            user::Entity::find()
+                .filter(user::Column::Id.is_in(ids.iter().cloned()))
+                .all(self.conn())
+                .await?,
+        ))
     }
 
     pub async fn users_by_emails(&self, emails: &[String]) -> StoreResult<Vec<User>> {
         if emails.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(user::Entity::find()
-            .filter(user::Column::Email.is_in(emails.iter().cloned()))
-            .all(self.conn())
-            .await?)
+        Ok(models(
+            user::Entity::find()
+                .filter(user::Column::Email.is_in(emails.iter().cloned()))
+                .all(self.conn())
+                .await?,
+        ))
     }
 }

@@ -1,11 +1,11 @@
 //! Bearer tokens on every authenticated RPC.
 
-use tidings::app::Application;
 use tidings::proto::{
     CreateChatRequest, GetChatRequest, GetMeRequest, GetUserRequest, ListChatsRequest,
     ListMessagesRequest, RefreshTokenRequest, SendMessageRequest, SubscribeToChatRequest,
     UpdateMessageStatusRequest,
 };
+use tidings::startup::Application;
 use tonic::{Code, Status};
 
 use crate::helpers::{

@@ -5,14 +5,10 @@ use tonic::Code;
 
 use crate::helpers::{Backend, PASSWORD, WAIT, authed, spawn_app};
 
-#[allow(clippy::all, dead_code)]
-mod original {
-    include!(concat!(env!("OUT_DIR"), "/original/messaging.rs"));
-}
-
 use original::chats_service_client::ChatsServiceClient;
 use original::messages_service_client::MessagesServiceClient;
 use original::users_service_client::UsersServiceClient;
+use tidings_proto::original;
 
 both_backends!(original_client_full_flow);
 

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
-use tidings::app::{AppState, Application};
 use tidings::config::Config;
 use tidings::proto::chats_service_client::ChatsServiceClient;
 use tidings::proto::messages_service_client::MessagesServiceClient;
@@ -17,6 +16,7 @@ use tidings::proto::{
     ChatMessage, CreateChatRequest, CreateUserRequest, CreateUserResponse, ListMessagesRequest,
     ListMessagesResponse, Message, SendMessageRequest, SubscribeToChatRequest,
 };
+use tidings::startup::{Application, Handles};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
@@ -254,7 +254,7 @@ pub struct TestUser {
 /// A running server plus typed clients connected to it.
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub state: AppState,
+    pub state: Handles,
     pub config: Config,
     pub channel: Channel,
     pub users: UsersServiceClient<Channel>,
@@ -327,7 +327,7 @@ pub fn raise_abuse_limits(config: &mut Config) {
 
 struct Running {
     addr: SocketAddr,
-    state: AppState,
+    state: Handles,
     channel: Channel,
     shutdown: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
@@ -338,7 +338,7 @@ async fn launch(config: Config) -> Running {
         .await
         .expect("Application::build failed");
     let addr = app.local_addr();
-    let state = app.state();
+    let state = app.handles();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run());
     let channel = connect(addr).await;

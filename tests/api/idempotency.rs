@@ -441,12 +441,12 @@ async fn retry_announces_a_stored_but_unannounced_message(backend: Backend) {
         .state
         .store
         .append_message(NewMessage {
-            id: tidings::store::new_id(),
+            id: tidings::domain::new_id(),
             chat_id: chat_id.clone(),
             sender_id: alice.id.clone(),
             idempotency_key: Some("lost-ack".into()),
             content: "hello".into(),
-            created_at: tidings::store::now_micros(),
+            created_at: tidings::domain::now_micros(),
         })
         .await
         .expect("store the message");
@@ -477,7 +477,7 @@ async fn a_key_raced_across_committers_is_stored_once(backend: Backend) {
     const COMMITTERS: usize = 4;
     let app = spawn_app_with(backend, |c| c.send_committers = COMMITTERS).await;
     let (alice, bob, first) = setup(&app).await;
-    let shard = |chat: &str| tidings::messages::commit::shard_of(chat, COMMITTERS);
+    let shard = |chat: &str| tidings::services::messages::commit::shard_of(chat, COMMITTERS);
     // A second chat that another committer owns (1 in 4 rooms share the
     // first chat's committer; 20 tries all sharing it would be a bug).
     let mut second = None;

@@ -9,10 +9,10 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::process::Stdio;
 
-use tidings::app::Application;
 use tidings::config::Config;
 use tidings::proto::messages_service_client::MessagesServiceClient;
 use tidings::proto::{self, SendMessageRequest};
+use tidings::startup::Application;
 use tokio::io::AsyncBufReadExt as _;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;

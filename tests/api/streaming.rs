@@ -346,7 +346,9 @@ async fn chats_of_different_committers_each_stay_in_order(backend: Backend) {
     let mut owners = std::collections::HashSet::new();
     for i in 0..30 {
         let room = app.group_chat(&alice, &format!("room {i}"), &[&bob]).await;
-        owners.insert(tidings::messages::commit::shard_of(&room, COMMITTERS));
+        owners.insert(tidings::services::messages::commit::shard_of(
+            &room, COMMITTERS,
+        ));
         chats.push(room);
         if owners.len() == COMMITTERS && chats.len() >= 4 {
             break;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tidings::proto::{
+use tidings_proto::{
     Chat, ChatCursor, ClientFrame, Event, GetChatRequest, ListMessagesRequest, MarkReadRequest,
     Message, SendMessageRequest, SendTypingRequest, ServerFrame, SubscribeRequest, client_frame,
     event, server_frame,

@@ -119,7 +119,7 @@ fn read_plain_lines(tx: mpsc::Sender<Input>) {
 struct TypingHook(mpsc::Sender<Input>);
 
 impl ConditionalEventHandler for TypingHook {
-    fn handle(&self, evt: &Event, _: RepeatCount, _: bool, _: &EventContext) -> Option<Cmd> {
+    fn handle(&self, evt: &Event, _: RepeatCount, _: bool, _: &EventContext<'_>) -> Option<Cmd> {
         if let Event::KeySeq(keys) = evt
             && let [KeyEvent(KeyCode::Char(_), m)] = keys.as_slice()
             && (*m == Modifiers::NONE || *m == Modifiers::SHIFT)

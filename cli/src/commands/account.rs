@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tidings::proto::{CreateUserRequest, GetMeRequest, LoginRequest};
+use tidings_proto::{CreateUserRequest, GetMeRequest, LoginRequest};
 
 use crate::api::{Context, call, new_session, now};
 use crate::args::{LoginArgs, Password, RegisterArgs};

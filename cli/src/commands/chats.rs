@@ -1,7 +1,7 @@
 //! chats, open, room.
 
 use anyhow::Context as _;
-use tidings::proto::{Chat, CreateChatRequest, ListChatsRequest, Message};
+use tidings_proto::{Chat, CreateChatRequest, ListChatsRequest, Message};
 
 use crate::api::{Api, Context, call};
 use crate::args::{OpenArgs, RoomArgs};

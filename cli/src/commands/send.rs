@@ -5,7 +5,7 @@ use std::io::Read as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tidings::proto::SendMessageRequest;
+use tidings_proto::SendMessageRequest;
 
 use crate::api::{Context, call};
 use crate::args::SendArgs;

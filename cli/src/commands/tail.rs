@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use tidings::proto::{ChatCursor, Event, GetChatRequest, Message, SubscribeRequest, event};
+use tidings_proto::{ChatCursor, Event, GetChatRequest, Message, SubscribeRequest, event};
 use tokio::time::Instant;
 use tonic::Streaming;
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use tidings::proto::ListMessagesRequest;
-use tidings::proto::messages_service_client::MessagesServiceClient;
+use tidings_proto::ListMessagesRequest;
+use tidings_proto::messages_service_client::MessagesServiceClient;
 
 use super::{Ctx, SendStats};
 use crate::client::{self, authed};

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use tidings::proto::messages_service_client::MessagesServiceClient;
+use tidings_proto::messages_service_client::MessagesServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 

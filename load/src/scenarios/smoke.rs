@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tidings::proto::messages_service_client::MessagesServiceClient;
+use tidings_proto::messages_service_client::MessagesServiceClient;
 
 use super::{Ctx, Measure, Transport, open_user_streams};
 use crate::client;

@@ -61,7 +61,7 @@ struct Saver {
     broker: Option<Broker>,
 }
 
-async fn run(mut rx: mpsc::Receiver<(String, String, i64)>, realtime: Saver) {
+async fn run(mut rx: mpsc::Receiver<(String, String, i64)>, saver: Saver) {
     let mut pending: HashMap<(String, String), i64> = HashMap::new();
     let mut buf = Vec::with_capacity(1024);
     loop {
@@ -80,15 +80,15 @@ async fn run(mut rx: mpsc::Receiver<(String, String, i64)>, realtime: Saver) {
                 n = rx.recv_many(&mut buf, 1024) => if n == 0 { closed = true; break },
             }
         }
-        save(&realtime, &mut pending).await;
+        save(&saver, &mut pending).await;
         if closed {
             break;
         }
     }
-    save(&realtime, &mut pending).await;
+    save(&saver, &mut pending).await;
 }
 
-async fn save(realtime: &Saver, pending: &mut HashMap<(String, String), i64>) {
+async fn save(saver: &Saver, pending: &mut HashMap<(String, String), i64>) {
     if pending.is_empty() {
         return;
     }
@@ -97,7 +97,7 @@ async fn save(realtime: &Saver, pending: &mut HashMap<(String, String), i64>) {
         .map(|((chat_id, user_id), seq)| (chat_id, user_id, seq))
         .collect();
     for chunk in marks.chunks(CHUNK) {
-        let moved = match realtime.store.raise_delivered_many(chunk).await {
+        let moved = match saver.store.raise_delivered_many(chunk).await {
             Ok(moved) => moved,
             Err(e) => {
                 tracing::warn!(error = %e, marks = chunk.len(), "could not save delivered watermarks");
@@ -109,8 +109,8 @@ async fn save(realtime: &Saver, pending: &mut HashMap<(String, String), i64>) {
             // before the next one wakes more.
             tokio::task::yield_now().await;
             super::publish(
-                &realtime.hub,
-                realtime.broker.as_ref(),
+                &saver.hub,
+                saver.broker.as_ref(),
                 Event::Receipt {
                     chat_id: m.chat_id,
                     user_id: m.user_id,

@@ -1,9 +1,6 @@
-//! Users: registration, login, profiles and tokens.
+//! Account fields: usernames, e-mail addresses and passwords.
 
-use crate::auth::{Passwords, Tokens};
-use crate::error::{AppError, AppResult};
-use crate::store::users::User;
-use crate::store::{Store, StoreError, new_id, now_micros};
+use super::error::{AppError, AppResult};
 
 /// A username: 3–32 of `[A-Za-z0-9_.-]`, unique case-insensitively.
 #[derive(Debug, Clone)]
@@ -63,6 +60,10 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// A password: 8–128 bytes.
@@ -78,112 +79,19 @@ impl Password {
     }
 }
 
-/// A signed-in user with a fresh token.
-pub struct Session {
-    pub user: User,
-    pub token: String,
-    pub expires_at: std::time::SystemTime,
+impl Username {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
-#[derive(Clone)]
-pub struct UserService {
-    store: Store,
-    passwords: Passwords,
-    tokens: Tokens,
-}
-
-const BAD_CREDENTIALS: &str = "invalid email or password";
-
-impl UserService {
-    pub fn new(store: Store, passwords: Passwords, tokens: Tokens) -> UserService {
-        UserService {
-            store,
-            passwords,
-            tokens,
-        }
-    }
-
-    pub async fn register(
-        &self,
-        username: &str,
-        email: &str,
-        password: &str,
-    ) -> AppResult<Session> {
-        let username = Username::parse(username)?;
-        let email = Email::parse(email)?;
-        let password = Password::parse(password)?;
-        let hash = self.passwords.hash(password.0).await?;
-        let user = User {
-            id: new_id(),
-            username_lower: username.0.to_lowercase(),
-            username: username.0,
-            email: email.0,
-            password_hash: hash,
-            created_at: now_micros(),
-        };
-        let user = self.store.insert_user(user).await.map_err(|e| match e {
-            StoreError::Conflict(text) if text.contains("email") => AppError::AlreadyExists {
-                field: "email",
-                message: "is already registered".into(),
-            },
-            StoreError::Conflict(_) => AppError::AlreadyExists {
-                field: "username",
-                message: "is already taken".into(),
-            },
-            other => other.into(),
-        })?;
-        tracing::info!(user_id = %user.id, "user registered");
-        self.session(user)
-    }
-
-    /// Unknown email and wrong password get the same answer after the same
-    /// amount of work.
-    pub async fn login(&self, email: &str, password: &str) -> AppResult<Session> {
-        if email.is_empty() {
-            return Err(AppError::invalid("email", "is required"));
-        }
-        if password.is_empty() {
-            return Err(AppError::invalid("password", "is required"));
-        }
-        let user = self.store.user_by_email(&email.to_lowercase()).await?;
-        let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = self.passwords.verify(password.to_owned(), hash).await?;
-        match user {
-            Some(user) if ok => self.session(user),
-            _ => Err(AppError::Unauthenticated(BAD_CREDENTIALS.into())),
-        }
-    }
-
-    pub async fn get(&self, user_id: &str) -> AppResult<User> {
-        if user_id.is_empty() {
-            return Err(AppError::invalid("user_id", "is required"));
-        }
-        self.store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(AppError::NotFound("user"))
-    }
-
-    /// The caller's own row; a token whose user no longer exists is refused.
-    pub async fn me(&self, user_id: &str) -> AppResult<User> {
-        self.store
-            .user_by_id(user_id)
-            .await?
-            .ok_or_else(|| AppError::Unauthenticated("user no longer exists".into()))
-    }
-
-    pub async fn refresh(&self, user_id: &str) -> AppResult<Session> {
-        let user = self.me(user_id).await?;
-        self.session(user)
-    }
-
-    fn session(&self, user: User) -> AppResult<Session> {
-        let (token, expires_at) = self.tokens.issue(&user.id)?;
-        Ok(Session {
-            user,
-            token,
-            expires_at,
-        })
+impl Password {
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

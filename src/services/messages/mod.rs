@@ -1,139 +1,22 @@
-//! Messages: sending (with idempotency), history, receipts and the per-chat
-//! live stream.
+//! Messages: sending (with idempotency, through the group committer),
+//! history, receipts and typing.
 
 pub mod commit;
-pub mod stream;
 
-use crate::chats::{clamp_limit, parse_id};
-use crate::error::{AppError, AppResult};
+use crate::domain::{
+    AppError, AppResult, Content, IdempotencyKey, Member, Message, MessageView, Status,
+    clamp_limit, new_id, now_micros, parse_id,
+};
+use crate::fanout::{Event, Fanout, MessageEvent};
 use crate::idempotency::{Claim, IdempotencyCache};
-use crate::realtime::{Event, MessageEvent, Realtime};
-use crate::store::chats::Member;
-use crate::store::messages::{Appended, Message, NewMessage, Window};
-use crate::store::{Store, new_id, now_micros};
+use crate::store::Store;
+use crate::store::messages::{Appended, NewMessage, Window};
 use commit::Committer;
-
-pub use stream::{ChatStream, StreamItem};
-
-/// Message content: 1–4096 characters, not blank, kept byte for byte.
-pub struct Content(String);
-
-pub const MAX_CONTENT_CHARS: usize = 4096;
-
-impl Content {
-    pub fn parse(raw: String) -> AppResult<Content> {
-        if raw.is_empty() {
-            return Err(AppError::invalid("content", "is required"));
-        }
-        // Cheap bound first: more than 4 bytes per character is impossible.
-        if raw.len() > MAX_CONTENT_CHARS * 4 || raw.chars().count() > MAX_CONTENT_CHARS {
-            return Err(AppError::invalid(
-                "content",
-                format!("must be at most {MAX_CONTENT_CHARS} characters"),
-            ));
-        }
-        if raw.trim().is_empty() {
-            return Err(AppError::invalid("content", "must not be blank"));
-        }
-        // PostgreSQL text cannot hold NUL; refuse it on every backend alike.
-        if raw.contains('\0') {
-            return Err(AppError::invalid(
-                "content",
-                "must not contain NUL characters",
-            ));
-        }
-        Ok(Content(raw))
-    }
-}
-
-/// An idempotency key: up to 128 printable characters; empty means none.
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    pub fn parse_optional(raw: String) -> AppResult<Option<IdempotencyKey>> {
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        if raw.chars().count() > 128 {
-            return Err(AppError::invalid(
-                "idempotency_key",
-                "must be at most 128 characters",
-            ));
-        }
-        if raw.chars().any(char::is_control) {
-            return Err(AppError::invalid(
-                "idempotency_key",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Some(IdempotencyKey(raw)))
-    }
-}
-
-/// How far the other members of a chat have got with a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    Sent,
-    Delivered,
-    Read,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Sent => "SENT",
-            Status::Delivered => "DELIVERED",
-            Status::Read => "READ",
-        }
-    }
-
-    pub fn parse(raw: &str) -> AppResult<Status> {
-        match raw.to_ascii_uppercase().as_str() {
-            "SENT" => Ok(Status::Sent),
-            "DELIVERED" => Ok(Status::Delivered),
-            "READ" => Ok(Status::Read),
-            _ => Err(AppError::invalid(
-                "status",
-                "must be one of SENT, DELIVERED, READ",
-            )),
-        }
-    }
-
-    /// READ once every other member has read it, DELIVERED once every other
-    /// member has received it, SENT before that (and in a chat of one).
-    pub fn of(members: &[Member], sender_id: &str, seq: i64) -> Status {
-        let mut others = members.iter().filter(|m| m.user_id != sender_id).peekable();
-        if others.peek().is_none() {
-            return Status::Sent;
-        }
-        let (mut read, mut delivered) = (true, true);
-        for m in others {
-            read &= m.read_seq >= seq;
-            delivered &= m.delivered_seq.max(m.read_seq) >= seq;
-        }
-        if read {
-            Status::Read
-        } else if delivered {
-            Status::Delivered
-        } else {
-            Status::Sent
-        }
-    }
-}
-
-/// A message with its status as the chat's watermarks say.
-#[derive(Debug, Clone)]
-pub struct MessageView {
-    pub message: Message,
-    pub status: Status,
-    /// The sender's username.
-    pub username: String,
-}
 
 #[derive(Clone)]
 pub struct MessageService {
     store: Store,
-    realtime: Realtime,
+    fanout: Fanout,
     idempotency: IdempotencyCache,
     /// Stores sends in batches (group commit) and publishes them in order.
     committer: Committer,
@@ -149,7 +32,7 @@ impl MessageService {
     /// default, [`commit::DEFAULT_SHARDS`]).
     pub fn new(
         store: Store,
-        realtime: Realtime,
+        fanout: Fanout,
         idempotency: IdempotencyCache,
         committers: usize,
     ) -> MessageService {
@@ -160,26 +43,18 @@ impl MessageService {
         MessageService {
             committer: Committer::start(
                 store.clone(),
-                realtime.clone(),
+                fanout.clone(),
                 idempotency.clone(),
                 committers,
             ),
             store,
-            realtime,
+            fanout,
             idempotency,
             typing: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(TYPING_INTERVAL)
                 .build(),
         }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn realtime(&self) -> &Realtime {
-        &self.realtime
     }
 
     async fn require_member(&self, chat_id: &str, user_id: &str) -> AppResult<Member> {
@@ -203,7 +78,7 @@ impl MessageService {
     ) -> AppResult<MessageView> {
         let chat_id = parse_id("chat_id", chat_id)?;
         let content = Content::parse(content)?;
-        let key = IdempotencyKey::parse_optional(idempotency_key)?.map(|k| k.0);
+        let key = IdempotencyKey::parse_optional(idempotency_key)?.map(IdempotencyKey::into_string);
 
         let claim = match &key {
             Some(key) => Some(self.idempotency.claim(sender_id, key).await),
@@ -214,7 +89,7 @@ impl MessageService {
             && existing.sender_id == sender_id
         {
             self.require_member(&chat_id, sender_id).await?;
-            return self.replay(existing, &chat_id, &content.0).await;
+            return self.replay(existing, &chat_id, content.as_str()).await;
         }
         // Not known to the cache (or the cache is stale, flushed or down):
         // the committer asks the database.
@@ -225,7 +100,7 @@ impl MessageService {
                 chat_id: chat_id.clone(),
                 sender_id: sender_id.to_owned(),
                 idempotency_key: key.clone(),
-                content: content.0.clone(),
+                content: content.as_str().to_owned(),
                 created_at: now_micros(),
             })
             .await;
@@ -244,7 +119,10 @@ impl MessageService {
             }
             Ok(Appended::Existing(existing)) => {
                 let id = existing.id.clone();
-                (self.replay(existing, &chat_id, &content.0).await, Some(id))
+                (
+                    self.replay(existing, &chat_id, content.as_str()).await,
+                    Some(id),
+                )
             }
             Ok(Appended::NotMember) => (Err(AppError::NotFound("chat")), None),
             Ok(Appended::UnknownSender) => (
@@ -288,17 +166,11 @@ impl MessageService {
             .await?
             .map(|u| u.username)
             .unwrap_or_default();
-        self.realtime
-            .publish(Event::Message(std::sync::Arc::new(MessageEvent {
-                id: existing.id.clone(),
-                chat_id: existing.chat_id.clone(),
-                seq: existing.seq,
-                sender_id: existing.sender_id.clone(),
-                sender_username: username.clone(),
-                content: existing.content.clone(),
-                created_at: existing.created_at,
-                encoded: Default::default(),
-            })));
+        self.fanout
+            .publish(Event::Message(std::sync::Arc::new(MessageEvent::stored(
+                existing.clone(),
+                username.clone(),
+            ))));
         Ok(MessageView {
             message: existing,
             status,
@@ -406,7 +278,7 @@ impl MessageService {
             .raise_watermarks(chat_id, user_id, seq, read)
             .await?
         {
-            self.realtime.publish(Event::Receipt {
+            self.fanout.publish(Event::Receipt {
                 chat_id: m.chat_id,
                 user_id: m.user_id,
                 delivered_seq: m.delivered_seq,
@@ -470,82 +342,12 @@ impl MessageService {
             .await?
             .map(|u| u.username)
             .unwrap_or_default();
-        self.realtime.publish(Event::Typing {
+        self.fanout.publish(Event::Typing {
             chat_id,
             user_id: caller.to_owned(),
             username,
             typing,
         });
         Ok(())
-    }
-
-    /// Opens a live stream of a chat's messages (see [`stream`]).
-    pub async fn subscribe(
-        &self,
-        caller: &str,
-        chat_id: &str,
-        after_seq: i64,
-        expires_at: std::time::SystemTime,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> AppResult<ChatStream> {
-        let chat_id = parse_id("chat_id", chat_id)?;
-        if after_seq < 0 {
-            return Err(AppError::invalid("after_seq", "must not be negative"));
-        }
-        self.require_member(&chat_id, caller).await?;
-        stream::open(
-            self.clone(),
-            caller.to_owned(),
-            chat_id,
-            after_seq,
-            expires_at,
-            shutdown,
-        )
-        .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(user: &str, delivered: i64, read: i64) -> Member {
-        Member {
-            chat_id: "c".into(),
-            user_id: user.into(),
-            joined_at: 0,
-            delivered_seq: delivered,
-            read_seq: read,
-        }
-    }
-
-    #[test]
-    fn content_rules() {
-        assert!(Content::parse(String::new()).is_err());
-        assert!(Content::parse(" \n\t ".into()).is_err());
-        assert!(Content::parse("a\0b".into()).is_err());
-        assert!(Content::parse("é".repeat(4096)).is_ok());
-        assert!(Content::parse("é".repeat(4097)).is_err());
-        let kept = Content::parse("  padded\r\n ".into()).unwrap();
-        assert_eq!(kept.0, "  padded\r\n ");
-    }
-
-    #[test]
-    fn status_needs_every_other_member() {
-        let members = [member("a", 5, 5), member("b", 5, 3), member("c", 4, 4)];
-        assert_eq!(Status::of(&members, "a", 3), Status::Read);
-        assert_eq!(Status::of(&members, "a", 4), Status::Delivered);
-        assert_eq!(Status::of(&members, "a", 5), Status::Sent);
-        // The sender's own watermark does not count: c lags, but c sent it.
-        assert_eq!(Status::of(&members, "c", 5), Status::Delivered);
-        assert_eq!(Status::of(&members, "a", 6), Status::Sent);
-        assert_eq!(Status::of(&[member("a", 0, 0)], "a", 1), Status::Sent);
-    }
-
-    #[test]
-    fn status_names() {
-        assert_eq!(Status::parse("read").unwrap(), Status::Read);
-        assert!(Status::parse("SEEN").is_err());
-        assert_eq!(Status::Delivered.as_str(), "DELIVERED");
     }
 }

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::event::MessageEvent;
-use crate::messages::Status;
+use crate::domain::Status;
+use crate::fanout::MessageEvent;
 use crate::store::{Store, StoreResult};
 
 /// Rows read from storage per query.
@@ -54,21 +54,12 @@ impl History {
             .into_iter()
             .map(|m| {
                 let status = Status::of(&members, &m.sender_id, m.seq);
-                let event = MessageEvent {
-                    sender_username: self
-                        .usernames
-                        .get(&m.sender_id)
-                        .cloned()
-                        .unwrap_or_default(),
-                    id: m.id,
-                    chat_id: m.chat_id,
-                    seq: m.seq,
-                    sender_id: m.sender_id,
-                    content: m.content,
-                    created_at: m.created_at,
-                    encoded: Default::default(),
-                };
-                (event, status)
+                let username = self
+                    .usernames
+                    .get(&m.sender_id)
+                    .cloned()
+                    .unwrap_or_default();
+                (MessageEvent::stored(m, username), status)
             })
             .collect())
     }

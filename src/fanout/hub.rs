@@ -185,24 +185,28 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::realtime::event::MessageEvent;
+    use crate::domain::Message;
+    use crate::fanout::event::MessageEvent;
 
     fn msg(chat: &str, seq: i64) -> Arc<Event> {
-        Arc::new(Event::Message(Arc::new(MessageEvent {
+        let message = Message {
             id: format!("m{seq}"),
             chat_id: chat.into(),
             seq,
             sender_id: "u".into(),
-            sender_username: "u".into(),
+            idempotency_key: None,
             content: "x".into(),
             created_at: 0,
-            encoded: Default::default(),
-        })))
+        };
+        Arc::new(Event::Message(Arc::new(MessageEvent::stored(
+            message,
+            "u".into(),
+        ))))
     }
 
     fn seq_of(e: &Event) -> i64 {
         match e {
-            Event::Message(m) => m.seq,
+            Event::Message(m) => m.seq(),
             other => panic!("not a message: {other:?}"),
         }
     }

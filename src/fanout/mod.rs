@@ -1,25 +1,25 @@
-//! Real-time delivery.
+//! Fan-out: how an event gets from where it happened to every node's live
+//! streams.
 //!
+//! - [`event`]: what is published ([`Event`], [`MessageEvent`], [`Topic`]).
 //! - [`hub`]: in-process fan-out, one bounded broadcast channel per topic.
 //! - [`broker`]: with Redis, carries events between nodes (pub/sub).
-//! - [`order`]: the per-chat ordering rule (skip / deliver / fill the gap).
-//! - [`user_stream`]: the per-user stream of every event of every chat.
 //! - [`presence`]: online while any stream is open on any node.
 //! - [`delivered`]: delivered watermarks, saved in batches.
+//! - [`order`]: the per-chat ordering rule (skip / deliver / fill the gap)
+//!   that every stream applies to what it receives.
 //!
-//! A send publishes after its transaction commits. Streams order what they
-//! receive by `seq`, drop what they already delivered and fill any gap (or a
-//! lag) from storage, so the hub and the broker may lose events without a
-//! stream ever doing so.
+//! A send publishes after its transaction commits. Streams (`crate::streams`)
+//! order what they receive by `seq`, drop what they already delivered and
+//! fill any gap (or a lag) from storage, so the hub and the broker may lose
+//! events without a stream ever doing so.
 
 pub mod broker;
 pub mod delivered;
 pub mod event;
-pub mod history;
 pub mod hub;
 pub mod order;
 pub mod presence;
-pub mod user_stream;
 
 use std::sync::Arc;
 
@@ -27,13 +27,14 @@ pub use event::{Event, MessageEvent, Topic};
 pub use hub::{Hub, Subscription};
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::now_micros;
 use crate::store::Store;
 use broker::Broker;
 use presence::Presence;
 
-/// The publishing side of real-time delivery, shared by the services.
+/// The publishing side of fan-out, shared by the services and the streams.
 #[derive(Clone)]
-pub struct Realtime {
+pub struct Fanout {
     pub hub: Hub,
     broker: Option<Broker>,
     pub presence: Presence,
@@ -51,10 +52,10 @@ fn publish(hub: &Hub, broker: Option<&Broker>, event: Event) {
     }
 }
 
-impl Realtime {
-    pub fn new(hub: Hub, broker: Option<Broker>, presence: Presence, store: Store) -> Realtime {
+impl Fanout {
+    pub fn new(hub: Hub, broker: Option<Broker>, presence: Presence, store: Store) -> Fanout {
         let delivered = delivered::Delivered::start(store.clone(), hub.clone(), broker.clone());
-        Realtime {
+        Fanout {
             hub,
             broker,
             presence,
@@ -95,7 +96,7 @@ impl Realtime {
                 return;
             }
         };
-        let at = crate::store::now_micros();
+        let at = now_micros();
         for (chat_id, _) in chats {
             self.publish(Event::Presence {
                 chat_id,

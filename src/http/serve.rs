@@ -110,18 +110,14 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().ok();
         let service =
             router
                 .clone()
                 .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
                     let ext = req.extensions_mut();
+                    // The client's address, for the per-address limits
+                    // (TLS or not; gRPC reads it too).
                     ext.insert(axum::extract::ConnectInfo::<SocketAddr>(peer));
-                    // What tonic's `Request::remote_addr` reads (TLS or not).
-                    ext.insert(tonic::transport::server::TcpConnectInfo {
-                        local_addr: local,
-                        remote_addr: Some(peer),
-                    });
                     req
                 });
         let hyper_service = TowerToHyperService::new(service);

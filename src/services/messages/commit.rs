@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{AppError, AppResult};
+use crate::domain::{AppError, AppResult};
+use crate::fanout::{Event, Fanout, MessageEvent};
 use crate::idempotency::IdempotencyCache;
-use crate::realtime::{Event, MessageEvent, Realtime};
 use crate::store::messages::{Appended, NewMessage};
 use crate::store::{Store, StoreError};
 
@@ -55,19 +55,14 @@ impl Committer {
     /// in `idempotency`, once per batch.
     pub fn start(
         store: Store,
-        realtime: Realtime,
+        fanout: Fanout,
         idempotency: IdempotencyCache,
         shards: usize,
     ) -> Committer {
         let shards = (0..shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(run(
-                    rx,
-                    store.clone(),
-                    realtime.clone(),
-                    idempotency.clone(),
-                ));
+                tokio::spawn(run(rx, store.clone(), fanout.clone(), idempotency.clone()));
                 tx
             })
             .collect();
@@ -126,7 +121,7 @@ impl Drop for Pending {
 async fn run(
     mut rx: mpsc::Receiver<Job>,
     store: Store,
-    realtime: Realtime,
+    fanout: Fanout,
     idempotency: IdempotencyCache,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -141,16 +136,10 @@ async fn run(
                 for outcome in outcomes.iter().flatten() {
                     if let Appended::Inserted { message, username } = outcome {
                         metrics::counter!(crate::metrics::MESSAGES).increment(1);
-                        realtime.publish(Event::Message(Arc::new(MessageEvent {
-                            id: message.id.clone(),
-                            chat_id: message.chat_id.clone(),
-                            seq: message.seq,
-                            sender_id: message.sender_id.clone(),
-                            sender_username: username.clone(),
-                            content: message.content.clone(),
-                            created_at: message.created_at,
-                            encoded: Default::default(),
-                        })));
+                        fanout.publish(Event::Message(Arc::new(MessageEvent::stored(
+                            message.clone(),
+                            username.clone(),
+                        ))));
                     }
                 }
                 // The keys of what was stored, for the idempotency cache:

@@ -5,6 +5,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Message;
+
 /// Where an event is published: a chat's subscribers, or one user's own
 /// membership feed (chats added to / removed from that user).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -16,18 +18,32 @@ pub enum Topic {
 /// A stored message, as streams deliver it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageEvent {
-    pub id: String,
-    pub chat_id: String,
-    pub seq: i64,
-    pub sender_id: String,
+    pub message: Message,
     pub sender_username: String,
-    pub content: String,
-    pub created_at: i64,
     /// Wire forms of this message, made by the first stream that delivers
     /// it and shared by the rest (see `grpc::wire`). Never sent between
     /// nodes; a copy starts empty.
     #[serde(skip)]
     pub encoded: Encoded,
+}
+
+impl MessageEvent {
+    /// The event of a stored message: the one way to make one.
+    pub fn stored(message: Message, sender_username: String) -> MessageEvent {
+        MessageEvent {
+            message,
+            sender_username,
+            encoded: Encoded::default(),
+        }
+    }
+
+    pub fn chat_id(&self) -> &str {
+        &self.message.chat_id
+    }
+
+    pub fn seq(&self) -> i64 {
+        self.message.seq
+    }
 }
 
 /// Cached encodings of a [`MessageEvent`]; opaque bytes to this module.
@@ -102,7 +118,7 @@ pub enum Event {
 impl Event {
     pub fn topic(&self) -> Topic {
         match self {
-            Event::Message(m) => Topic::Chat(m.chat_id.clone()),
+            Event::Message(m) => Topic::Chat(m.message.chat_id.clone()),
             Event::Receipt { chat_id, .. }
             | Event::Typing { chat_id, .. }
             | Event::Presence { chat_id, .. }

@@ -145,7 +145,7 @@ mod tests {
 }
 
 /// Property tests: the tracker driven exactly the way both streams drive it
-/// (`messages::stream::Forwarder` and `realtime::user_stream`): a live
+/// (`streams::cursor::ChatCursor`, for every stream): a live
 /// message is skipped, delivered, or preceded by a gap fill that reads
 /// storage in pages from `next()` up to the message; a resync (lagged
 /// receiver, lost pub/sub) catches up to the end of storage.

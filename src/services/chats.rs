@@ -3,41 +3,15 @@
 
 use std::collections::HashMap;
 
-use crate::error::{AppError, AppResult};
-use crate::messages::{MessageView, Status};
-use crate::realtime::{Event, Realtime};
-use crate::store::chats::{Chat, Member, direct_key};
-use crate::store::users::User;
-use crate::store::{Store, new_id, now_micros};
+use crate::domain::{
+    AppError, AppResult, Chat, ChatName, ChatView, Email, Member, MessageView, Status, User,
+    clamp_limit, direct_key, new_id, now_micros, parse_id,
+};
+use crate::fanout::{Event, Fanout};
+use crate::store::Store;
 
 /// Most members a group may be created with.
 pub const MAX_GROUP_MEMBERS: usize = 256;
-
-/// A chat name: 1–50 characters, not blank, no control characters.
-#[derive(Debug, Clone)]
-pub struct ChatName(String);
-
-impl ChatName {
-    /// `Ok(None)` for an empty name (allowed for direct chats only).
-    pub fn parse_optional(raw: &str) -> AppResult<Option<ChatName>> {
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        if raw.chars().count() > 50 {
-            return Err(AppError::invalid("name", "must be at most 50 characters"));
-        }
-        if raw.trim().is_empty() {
-            return Err(AppError::invalid("name", "must not be blank"));
-        }
-        if raw.chars().any(char::is_control) {
-            return Err(AppError::invalid(
-                "name",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Some(ChatName(raw.to_owned())))
-    }
-}
 
 /// What CreateChat asks for.
 #[derive(Debug, Default, Clone)]
@@ -49,49 +23,21 @@ pub struct NewChat {
     pub is_group: bool,
 }
 
-/// A chat as one member sees it.
-#[derive(Debug, Clone)]
-pub struct ChatView {
-    pub chat: Chat,
-    /// The stored name, or for an unnamed direct chat the peer's username.
-    pub display_name: String,
-    pub members: Vec<User>,
-    pub last_message: Option<MessageView>,
-    pub unread_count: i64,
-    pub read_seq: i64,
-}
-
 #[derive(Clone)]
 pub struct ChatService {
     store: Store,
-    realtime: Realtime,
-}
-
-/// Checks a chat/message/user id argument: empty is a client error; anything
-/// that cannot be an id simply does not exist.
-pub fn parse_id(field: &'static str, raw: &str) -> AppResult<String> {
-    if raw.is_empty() {
-        return Err(AppError::invalid(field, "is required"));
-    }
-    match uuid::Uuid::try_parse(raw) {
-        Ok(id) => Ok(id.to_string()),
-        Err(_) => Err(AppError::NotFound(match field {
-            "message_id" => "message",
-            "user_id" => "user",
-            _ => "chat",
-        })),
-    }
+    fanout: Fanout,
 }
 
 impl ChatService {
-    pub fn new(store: Store, realtime: Realtime) -> ChatService {
-        ChatService { store, realtime }
+    pub fn new(store: Store, fanout: Fanout) -> ChatService {
+        ChatService { store, fanout }
     }
 
     /// Tells each new member's streams to start delivering the chat.
     fn announce_added(&self, chat_id: &str, members: &[String], from_seq: i64) {
         for user_id in members {
-            self.realtime.publish(Event::ChatAdded {
+            self.fanout.publish(Event::ChatAdded {
                 user_id: user_id.clone(),
                 chat_id: chat_id.to_owned(),
                 from_seq,
@@ -128,7 +74,7 @@ impl ChatService {
         let now = now_micros();
         let chat = Chat {
             id: new_id(),
-            name: name.0,
+            name: name.into_string(),
             is_group: true,
             direct_key: None,
             created_by: caller.to_owned(),
@@ -150,7 +96,7 @@ impl ChatService {
     ) -> AppResult<Vec<String>> {
         let mut emails = Vec::new();
         for raw in raw_emails {
-            emails.push(crate::users::Email::parse(raw)?.as_str().to_owned());
+            emails.push(Email::parse(raw)?.as_str().to_owned());
         }
         let mut ids = Vec::new();
         for raw in raw_ids {
@@ -238,7 +184,7 @@ impl ChatService {
         }
         let (added, from_seq) = self.store.add_members(&chat_id, &wanted).await?;
         for user_id in &added {
-            self.realtime.publish(Event::MemberChanged {
+            self.fanout.publish(Event::MemberChanged {
                 chat_id: chat_id.clone(),
                 user_id: user_id.clone(),
                 joined: true,
@@ -254,11 +200,11 @@ impl ChatService {
             .group_of_member(caller, chat_id, "a direct chat cannot be left")
             .await?;
         if self.store.remove_member(&chat_id, caller).await? {
-            self.realtime.publish(Event::ChatRemoved {
+            self.fanout.publish(Event::ChatRemoved {
                 user_id: caller.to_owned(),
                 chat_id: chat_id.clone(),
             });
-            self.realtime.publish(Event::MemberChanged {
+            self.fanout.publish(Event::MemberChanged {
                 chat_id,
                 user_id: caller.to_owned(),
                 joined: false,
@@ -279,7 +225,7 @@ impl ChatService {
                 "is required (or give member_emails / member_ids for a group)",
             ));
         }
-        let email = crate::users::Email::parse(email)?;
+        let email = Email::parse(email)?;
         let peer = self
             .store
             .user_by_email(email.as_str())
@@ -294,7 +240,7 @@ impl ChatService {
         let now = now_micros();
         let chat = Chat {
             id: new_id(),
-            name: name.map(|n| n.0).unwrap_or_default(),
+            name: name.map(ChatName::into_string).unwrap_or_default(),
             is_group: false,
             direct_key: Some(direct_key(caller, &peer.id)),
             created_by: caller.to_owned(),
@@ -396,38 +342,5 @@ impl ChatService {
                 }
             })
             .collect())
-    }
-}
-
-/// Page sizes: 0 or negative means the default; otherwise clamped to 1..=100.
-pub fn clamp_limit(limit: i32, default: i64) -> i64 {
-    if limit <= 0 {
-        default
-    } else {
-        i64::from(limit).min(100)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert!(ChatName::parse_optional("").unwrap().is_none());
-        assert!(ChatName::parse_optional("Team 🚀").unwrap().is_some());
-        assert!(ChatName::parse_optional(&"é".repeat(50)).unwrap().is_some());
-        assert!(ChatName::parse_optional(&"é".repeat(51)).is_err());
-        assert!(ChatName::parse_optional("   ").is_err());
-        assert!(ChatName::parse_optional("a\nb").is_err());
-    }
-
-    #[test]
-    fn limits() {
-        assert_eq!(clamp_limit(0, 20), 20);
-        assert_eq!(clamp_limit(-5, 50), 50);
-        assert_eq!(clamp_limit(1, 20), 1);
-        assert_eq!(clamp_limit(101, 20), 100);
-        assert_eq!(clamp_limit(i32::MAX, 20), 100);
     }
 }

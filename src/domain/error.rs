@@ -1,0 +1,47 @@
+//! The one error type of the layers below the transport, and what each case
+//! means for a client. The gRPC layer maps it to a status (`grpc::status`);
+//! clients get a clear, stable message (validation errors name the field),
+//! internal details go to the log only.
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input. `field` leads the message so clients know what to fix.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Also used for "exists but you may not see it" (membership).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{field}: {message}")]
+    AlreadyExists {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("service unavailable, try again")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(err.into())
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,21 @@
+//! The domain: what a user, a chat and a message are, the rules their input
+//! must follow, the views clients get, and the one error type.
+//!
+//! Plain values only: no I/O, no storage, no transport. Every layer above
+//! uses these types; this module uses none of theirs.
+
+pub mod account;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod status;
+pub mod text;
+pub mod views;
+
+pub use account::{Email, Password, Username};
+pub use error::{AppError, AppResult};
+pub use ids::{clamp_limit, direct_key, new_id, now_micros, parse_id};
+pub use model::{Chat, Member, Message, User};
+pub use status::Status;
+pub use text::{ChatName, Content, IdempotencyKey, MAX_CONTENT_CHARS};
+pub use views::{ChatView, MessageView};

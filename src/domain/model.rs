@@ -1,0 +1,56 @@
+//! The stored things, as plain values (the store maps its rows to these).
+//! Timestamps are microseconds since the Unix epoch.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    /// The lower-cased username, unique: usernames differ by more than case.
+    pub username_lower: String,
+    /// Lower-cased, unique.
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chat {
+    pub id: String,
+    /// Empty for an unnamed direct chat.
+    pub name: String,
+    pub is_group: bool,
+    /// Set for direct chats: see [`super::direct_key`].
+    pub direct_key: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    /// The seq of the newest message (the count of messages).
+    pub last_seq: i64,
+    pub last_activity_at: i64,
+}
+
+/// A member of a chat, with how far they have got in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub chat_id: String,
+    pub user_id: String,
+    pub joined_at: i64,
+    pub delivered_seq: i64,
+    pub read_seq: i64,
+}
+
+/// A stored message. It travels between nodes inside events, so it is
+/// serialisable; its idempotency key stays on the node that stored it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub chat_id: String,
+    /// 1, 2, 3, … per chat, without gaps.
+    pub seq: i64,
+    pub sender_id: String,
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
+    pub content: String,
+    pub created_at: i64,
+}

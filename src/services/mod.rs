@@ -1,0 +1,12 @@
+//! The services: what each RPC does, free of transport types. They take
+//! plain arguments, apply the domain's rules, read and write through the
+//! store and publish through fan-out. None of them imports another.
+//!
+//! - [`users`]: registration, login, profiles, tokens;
+//! - [`chats`]: direct chats and group rooms, membership, the views of them;
+//! - [`messages`]: sending (group commit, idempotency), history, receipts,
+//!   typing.
+
+pub mod chats;
+pub mod messages;
+pub mod users;
