@@ -1,6 +1,11 @@
-//! Domain errors and limit refusals as gRPC statuses.
+//! Domain errors and limit refusals as gRPC statuses, with the standard
+//! error details (`google.rpc`, through tonic-types) that gRPC clients read:
+//! a validation error carries a `BadRequest` naming the field, a rate limit
+//! a `RetryInfo` with the real delay. The message text stays as it is, for
+//! people and for clients that read only the text.
 
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::domain::AppError;
 use crate::limits::{Limited, RETRY_AFTER};
@@ -8,7 +13,11 @@ use crate::limits::{Limited, RETRY_AFTER};
 impl From<AppError> for Status {
     fn from(err: AppError) -> Self {
         match &err {
-            AppError::Invalid { .. } => Status::new(Code::InvalidArgument, err.to_string()),
+            AppError::Invalid { field, message } => Status::with_error_details(
+                Code::InvalidArgument,
+                err.to_string(),
+                ErrorDetails::with_bad_request_violation(*field, message.clone()),
+            ),
             AppError::Unauthenticated(_) => Status::new(Code::Unauthenticated, err.to_string()),
             AppError::NotFound(_) => Status::new(Code::NotFound, err.to_string()),
             AppError::AlreadyExists { .. } => Status::new(Code::AlreadyExists, err.to_string()),
@@ -30,7 +39,14 @@ impl From<AppError> for Status {
 
 impl From<Limited> for Status {
     fn from(l: Limited) -> Self {
-        let mut status = Status::resource_exhausted(l.message);
+        let mut status = match l.retry_after {
+            Some(wait) => Status::with_error_details(
+                Code::ResourceExhausted,
+                l.message,
+                ErrorDetails::with_retry_info(Some(wait)),
+            ),
+            None => Status::resource_exhausted(l.message),
+        };
         if let Some(wait) = l.retry_after
             && let Ok(v) = wait.as_millis().to_string().parse()
         {

@@ -27,7 +27,7 @@ both_backends!(
     cors_preflight_and_exposed_headers,
 );
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
     Binary,
     Text,
@@ -55,6 +55,8 @@ pub(crate) struct Reply {
     pub frames: Vec<Bytes>,
     pub status: i32,
     pub message: String,
+    /// `grpc-status-details-bin`, decoded (a `google.rpc.Status`).
+    pub details: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -249,10 +251,20 @@ impl GrpcWeb {
             .cloned()
             .or_else(|| header("grpc-message"))
             .unwrap_or_default();
+        let details = trailers
+            .get("grpc-status-details-bin")
+            .cloned()
+            .or_else(|| header("grpc-status-details-bin"))
+            .map(|b64| {
+                base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(b64.trim_end_matches('='))
+                    .expect("grpc-status-details-bin is base64")
+            });
         Reply {
             frames,
             status: status.parse().expect("numeric grpc-status"),
             message: percent_decode(&message),
+            details,
         }
     }
 }

@@ -9,6 +9,7 @@ mod abuse;
 mod auth;
 mod chats;
 mod compat;
+mod errors;
 mod grpc_web;
 mod idempotency;
 mod messages;
