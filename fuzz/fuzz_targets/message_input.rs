@@ -3,6 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tidings::domain::AppError;
+use tidings::domain::text::is_invisible;
 use tidings::domain::{Content, IdempotencyKey, MAX_CONTENT_CHARS, Status};
 
 fuzz_target!(|data: &[u8]| {
@@ -11,8 +12,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let content_ok = !raw.is_empty()
         && raw.chars().count() <= MAX_CONTENT_CHARS
-        && !raw.trim().is_empty()
-        && !raw.contains('\0');
+        && !raw.chars().all(|c| c.is_whitespace() || is_invisible(c))
+        && !raw
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
     match Content::parse(raw.to_owned()) {
         Ok(_) => assert!(content_ok, "accepted content {raw:?}"),
         Err(AppError::Invalid { field, .. }) => {

@@ -14,7 +14,7 @@ pub mod views;
 
 pub use account::{Email, Password, Username};
 pub use error::{AppError, AppResult};
-pub use ids::{clamp_limit, direct_key, new_id, now_micros, parse_id};
+pub use ids::{canonical_id, clamp_limit, direct_key, new_id, now_micros, parse_id};
 pub use model::{Chat, Member, Message, User};
 pub use status::Status;
 pub use text::{ChatName, Content, IdempotencyKey, MAX_CONTENT_CHARS};

@@ -3,9 +3,39 @@
 
 use super::error::{AppError, AppResult};
 
-/// Message content: 1–4096 characters, not blank, kept byte for byte.
+/// Message content: 1–4096 characters, not blank, no control characters
+/// but tab, newline and carriage return; kept byte for byte.
 #[derive(Debug, Clone)]
 pub struct Content(String);
+
+/// Characters that take no space on screen: text made only of these (and
+/// whitespace) looks empty, so it counts as blank. Zero-width space and
+/// (non-)joiners, word joiner and invisible operators, the byte-order
+/// mark, soft hyphen, combining grapheme joiner, Mongolian vowel
+/// separator, directional marks, Hangul fillers and the blank Braille
+/// pattern.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
+}
 
 pub const MAX_CONTENT_CHARS: usize = 4096;
 
@@ -21,15 +51,29 @@ impl Content {
                 format!("must be at most {MAX_CONTENT_CHARS} characters"),
             ));
         }
-        if raw.trim().is_empty() {
-            return Err(AppError::invalid("content", "must not be blank"));
-        }
         // PostgreSQL text cannot hold NUL; refuse it on every backend alike.
         if raw.contains('\0') {
             return Err(AppError::invalid(
                 "content",
                 "must not contain NUL characters",
             ));
+        }
+        // C0 and C1 controls (ANSI escape sequences among them) would steer
+        // a terminal that prints the message; tab and line breaks are text.
+        if let Some(c) = raw
+            .chars()
+            .find(|&c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            return Err(AppError::invalid(
+                "content",
+                format!(
+                    "must not contain control characters (U+{:04X}) other than tab, newline and carriage return",
+                    c as u32
+                ),
+            ));
+        }
+        if raw.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+            return Err(AppError::invalid("content", "must not be blank"));
         }
         Ok(Content(raw))
     }
@@ -115,6 +159,30 @@ mod tests {
         assert!(Content::parse("é".repeat(4097)).is_err());
         let kept = Content::parse("  padded\r\n ".into()).unwrap();
         assert_eq!(kept.as_str(), "  padded\r\n ");
+        // Controls other than tab and line breaks: ANSI escapes, DEL, C1.
+        for bad in [
+            "\u{1b}[31mred",
+            "bell\u{7}",
+            "del\u{7f}",
+            "c1\u{9b}31m",
+            "\u{85}next",
+        ] {
+            assert!(Content::parse(bad.into()).is_err(), "{bad:?}");
+        }
+        assert!(Content::parse("tab\tnew\nline\r\n".into()).is_ok());
+        // Invisible-only text is blank; with a visible character it is kept
+        // as sent (joiners inside emoji, say).
+        for blank in [
+            "\u{200B}",
+            "\u{200B}\u{200D} \u{FEFF}",
+            "\u{2800}\u{3164}",
+            "\u{AD}",
+        ] {
+            let err = Content::parse(blank.into()).unwrap_err();
+            assert!(err.to_string().contains("blank"), "{blank:?}: {err}");
+        }
+        let family = "👨\u{200D}👩\u{200D}👧";
+        assert_eq!(Content::parse(family.into()).unwrap().as_str(), family);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::domain::{
     AppError, AppResult, Chat, ChatName, ChatView, Email, Member, MessageView, Status, User,
-    clamp_limit, direct_key, new_id, now_micros, parse_id,
+    canonical_id, clamp_limit, direct_key, new_id, now_micros, parse_id,
 };
 use crate::fanout::{Event, Fanout};
 use crate::store::Store;
@@ -100,15 +100,15 @@ impl ChatService {
         }
         let mut ids = Vec::new();
         for raw in raw_ids {
-            match uuid::Uuid::try_parse(raw) {
-                Ok(id) => ids.push(id.to_string()),
-                Err(_) if raw.is_empty() => {
+            match canonical_id(raw) {
+                Some(id) => ids.push(id.to_owned()),
+                None if raw.is_empty() => {
                     return Err(AppError::invalid(
                         "member_ids",
                         "must not contain empty ids",
                     ));
                 }
-                Err(_) => return Err(AppError::NotFound("member_ids: user")),
+                None => return Err(AppError::NotFound("member_ids: user")),
             }
         }
         emails.sort();

@@ -168,7 +168,7 @@ async fn every_validation_rule_names_its_field_in_bad_request(backend: Backend) 
             .await,
         ),
     );
-    let list = |before: i64, after: i64| {
+    let list = |before: i64, after: Option<i64>| {
         let mut messages = messages.clone();
         let req = authed(
             ListMessagesRequest {
@@ -184,17 +184,17 @@ async fn every_validation_rule_names_its_field_in_bad_request(backend: Backend) 
     case(
         "negative before_seq",
         "before_seq",
-        violation("b", list(-1, 0).await),
+        violation("b", list(-1, None).await),
     );
     case(
         "negative after_seq",
         "after_seq",
-        violation("a", list(0, -1).await),
+        violation("a", list(0, Some(-1)).await),
     );
     case(
         "both cursors",
         "before_seq",
-        violation("ba", list(5, 1).await),
+        violation("ba", list(5, Some(1)).await),
     );
     case(
         "unknown status",

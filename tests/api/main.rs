@@ -12,6 +12,7 @@ mod compat;
 mod errors;
 mod grpc_web;
 mod idempotency;
+mod input;
 mod messages;
 mod multinode;
 mod ops;

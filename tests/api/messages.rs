@@ -183,7 +183,9 @@ pub fn tricky_contents() -> Vec<String> {
         "中文 日本語 한국어 العربية עברית".into(),
         "\u{1F600}\u{FE0F}\u{20E3}".into(),
         "\\0 not a NUL, \\u0000 neither".into(),
-        "\u{7f}\u{1b}[31mescape\u{1b}[0m".into(),
+        // Escape sequences spelled out are text (the control characters
+        // themselves are refused: tests/api/input.rs).
+        "^[[31m not an escape \\x1b[0m".into(),
     ]
 }
 
@@ -402,7 +404,7 @@ async fn list_messages_pages_without_duplicates_or_holes(backend: Backend) {
                 ListMessagesRequest {
                     chat_id: chat_id.clone(),
                     limit: 7,
-                    after_seq: cursor,
+                    after_seq: Some(cursor),
                     ..Default::default()
                 },
             )
@@ -451,7 +453,7 @@ async fn list_messages_cursor_validation(backend: Backend) {
     let chat_id = app.direct_chat(&alice, &bob).await;
     app.send(&alice, &chat_id, "one").await;
 
-    for (before_seq, after_seq) in [(5, 1), (-1, 0), (0, -1)] {
+    for (before_seq, after_seq) in [(5, Some(1)), (-1, None), (0, Some(-1)), (3, Some(0))] {
         let r = app
             .list_messages(
                 &alice,
@@ -463,7 +465,7 @@ async fn list_messages_cursor_validation(backend: Backend) {
                 },
             )
             .await;
-        let status = r.expect_err(&format!("before_seq {before_seq}, after_seq {after_seq}"));
+        let status = r.expect_err(&format!("before_seq {before_seq}, after_seq {after_seq:?}"));
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     }
     let r = app
@@ -471,13 +473,44 @@ async fn list_messages_cursor_validation(backend: Backend) {
             &alice,
             ListMessagesRequest {
                 chat_id: chat_id.clone(),
-                after_seq: 1,
+                after_seq: Some(1),
                 ..Default::default()
             },
         )
         .await
         .expect("after the last message");
     assert!(r.messages.is_empty());
+    // after_seq = 0 is a cursor too: from the start, oldest first (unset is
+    // plain paging, newest first).
+    app.send(&alice, &chat_id, "two").await;
+    let from_start = app
+        .list_messages(
+            &alice,
+            ListMessagesRequest {
+                chat_id: chat_id.clone(),
+                after_seq: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("from the start");
+    let contents: Vec<&str> = from_start
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(contents, ["one", "two"], "oldest first");
+    let newest = app
+        .list_messages(
+            &alice,
+            ListMessagesRequest {
+                chat_id: chat_id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("plain page");
+    assert_eq!(newest.messages[0].content, "two", "newest first");
 }
 
 async fn status_follows_the_other_members_watermarks(backend: Backend) {

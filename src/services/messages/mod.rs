@@ -178,8 +178,9 @@ impl MessageService {
         })
     }
 
-    /// History: a page (newest first) or a seq cursor. Returns the messages
-    /// and the chat's message count.
+    /// History: a page (newest first) or a seq cursor (`after_seq` set, 0
+    /// included, reads oldest first from there). Returns the messages and
+    /// the chat's message count.
     pub async fn list(
         &self,
         caller: &str,
@@ -187,16 +188,16 @@ impl MessageService {
         page: i32,
         limit: i32,
         before_seq: i64,
-        after_seq: i64,
+        after_seq: Option<i64>,
     ) -> AppResult<(Vec<MessageView>, i64)> {
         let chat_id = parse_id("chat_id", chat_id)?;
         if before_seq < 0 {
             return Err(AppError::invalid("before_seq", "must not be negative"));
         }
-        if after_seq < 0 {
+        if after_seq.is_some_and(|a| a < 0) {
             return Err(AppError::invalid("after_seq", "must not be negative"));
         }
-        if before_seq > 0 && after_seq > 0 {
+        if before_seq > 0 && after_seq.is_some() {
             return Err(AppError::invalid(
                 "before_seq",
                 "cannot be combined with after_seq",
@@ -210,8 +211,8 @@ impl MessageService {
         let limit = clamp_limit(limit, 50);
         let window = if before_seq > 0 {
             Window::Before(before_seq)
-        } else if after_seq > 0 {
-            Window::After(after_seq)
+        } else if let Some(after) = after_seq {
+            Window::After(after)
         } else {
             let page = i64::from(page.max(1));
             Window::Newest {
