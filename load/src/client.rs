@@ -231,6 +231,7 @@ pub async fn send(
                 chat_id: chat_id.to_owned(),
                 content,
                 idempotency_key: key,
+                ..Default::default()
             },
             user,
         ))

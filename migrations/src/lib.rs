@@ -9,6 +9,7 @@ pub use sea_orm_migration::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_initial;
+mod m20261202_000001_message_lifecycle;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261129_000001_initial::Migration),
+            Box::new(m20261202_000001_message_lifecycle::Migration),
             // scripts/new-migration.sh adds new migrations above this line.
         ]
     }

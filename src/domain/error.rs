@@ -16,6 +16,9 @@ pub enum AppError {
     /// Also used for "exists but you may not see it" (membership).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A member may see it but not do this to it (someone else's message).
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("{field}: {message}")]
     AlreadyExists {
         field: &'static str,

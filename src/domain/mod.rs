@@ -5,6 +5,7 @@
 //! uses these types; this module uses none of theirs.
 
 pub mod account;
+pub mod change;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -13,9 +14,10 @@ pub mod text;
 pub mod views;
 
 pub use account::{Email, Password, Username};
+pub use change::{Change, ChangeKind};
 pub use error::{AppError, AppResult};
 pub use ids::{canonical_id, clamp_limit, direct_key, new_id, now_micros, parse_id};
 pub use model::{Chat, Member, Message, User};
 pub use status::Status;
-pub use text::{ChatName, Content, IdempotencyKey, MAX_CONTENT_CHARS};
-pub use views::{ChatView, MessageView};
+pub use text::{ChatName, Content, Emoji, IdempotencyKey, MAX_CONTENT_CHARS, mentioned_names};
+pub use views::{ChatView, MessageView, QUOTE_CHARS, Quote, REACTION_USERS, Reactions};

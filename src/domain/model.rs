@@ -28,6 +28,15 @@ pub struct Chat {
     /// The seq of the newest message (the count of messages).
     pub last_seq: i64,
     pub last_activity_at: i64,
+    /// The change_seq of the newest change (see [`super::Change`]).
+    pub last_change: i64,
+}
+
+impl Chat {
+    /// A group room's owner: its creator. Direct chats have none.
+    pub fn owner(&self) -> Option<&str> {
+        self.is_group.then_some(self.created_by.as_str())
+    }
 }
 
 /// A member of a chat, with how far they have got in it.
@@ -42,7 +51,7 @@ pub struct Member {
 
 /// A stored message. It travels between nodes inside events, so it is
 /// serialisable; its idempotency key stays on the node that stored it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: String,
     pub chat_id: String,
@@ -51,6 +60,14 @@ pub struct Message {
     pub sender_id: String,
     #[serde(skip)]
     pub idempotency_key: Option<String>,
+    /// Empty once deleted (erased, not hidden).
     pub content: String,
     pub created_at: i64,
+    pub edited_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    /// The message of the same chat this one answers.
+    pub reply_to_id: Option<String>,
+    /// Ids of the members it mentions (`@username`), as resolved when it was
+    /// sent or last edited.
+    pub mentions: Vec<String>,
 }

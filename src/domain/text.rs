@@ -146,6 +146,69 @@ impl ChatName {
     }
 }
 
+/// A reaction: one emoji, as the Unicode emoji list spells it (skin tones
+/// and ZWJ sequences included), at most [`MAX_EMOJI_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emoji(String);
+
+pub const MAX_EMOJI_BYTES: usize = 32;
+
+impl Emoji {
+    pub fn parse(raw: &str) -> AppResult<Emoji> {
+        use unicode_segmentation::UnicodeSegmentation as _;
+        if raw.is_empty() {
+            return Err(AppError::invalid("emoji", "is required"));
+        }
+        if raw.len() > MAX_EMOJI_BYTES {
+            return Err(AppError::invalid(
+                "emoji",
+                format!("must be at most {MAX_EMOJI_BYTES} bytes"),
+            ));
+        }
+        if raw.graphemes(true).count() != 1 || emojis::get(raw).is_none() {
+            return Err(AppError::invalid("emoji", "must be one emoji"));
+        }
+        Ok(Emoji(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The usernames `content` mentions with `@`, lower-cased, each once, in
+/// order: an `@` at the start or after a character that cannot be in a
+/// username (so `ada@example.com` mentions nobody), then a username's
+/// characters. A trailing `.` or `-` (the end of a sentence) is offered
+/// both with and without, since usernames may end in either.
+pub fn mentioned_names(content: &str) -> Vec<String> {
+    fn in_name(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut push = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        if (3..=32).contains(&name.len()) && !names.contains(&name) {
+            names.push(name);
+        }
+    };
+    let mut prev: Option<char> = None;
+    for (i, c) in content.char_indices() {
+        if c == '@' && !prev.is_some_and(in_name) {
+            let rest = &content[i + 1..];
+            let end = rest.find(|c: char| !in_name(c)).unwrap_or(rest.len());
+            let name = &rest[..end];
+            push(name);
+            let trimmed = name.trim_end_matches(['.', '-']);
+            if trimmed.len() != name.len() {
+                push(trimmed);
+            }
+        }
+        prev = Some(c);
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +246,28 @@ mod tests {
         }
         let family = "👨\u{200D}👩\u{200D}👧";
         assert_eq!(Content::parse(family.into()).unwrap().as_str(), family);
+    }
+
+    #[test]
+    fn emoji_is_one_known_emoji() {
+        for ok in ["👍", "👍🏽", "👨‍👩‍👧", "🏳️‍🌈", "❤️", "🇫🇷"]
+        {
+            assert_eq!(Emoji::parse(ok).unwrap().as_str(), ok, "{ok}");
+        }
+        for bad in ["", "a", "👍👍", "👍 ", ":+1:", "\u{200d}", &"👍".repeat(9)] {
+            assert!(Emoji::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mentions_are_at_names_not_addresses() {
+        assert_eq!(
+            mentioned_names("hi @Ada and @bob.smith, mail ada@example.com; @ada again"),
+            ["ada", "bob.smith"]
+        );
+        assert_eq!(mentioned_names("ask @carol."), ["carol.", "carol"]);
+        assert!(mentioned_names("@ab @ nobody @").is_empty());
+        assert_eq!(mentioned_names("(@dave)"), ["dave"]);
     }
 
     #[test]

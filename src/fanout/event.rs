@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Message;
+use crate::domain::{Change, Message, Quote};
 
 /// Where an event is published: a chat's subscribers, or one user's own
 /// membership feed (chats added to / removed from that user).
@@ -20,6 +20,8 @@ pub enum Topic {
 pub struct MessageEvent {
     pub message: Message,
     pub sender_username: String,
+    /// The message it answers, as a quote.
+    pub quote: Option<Quote>,
     /// Wire forms of this message, made by the first stream that delivers
     /// it and shared by the rest (see `grpc::wire`). Never sent between
     /// nodes; a copy starts empty.
@@ -29,10 +31,11 @@ pub struct MessageEvent {
 
 impl MessageEvent {
     /// The event of a stored message: the one way to make one.
-    pub fn stored(message: Message, sender_username: String) -> MessageEvent {
+    pub fn stored(message: Message, sender_username: String, quote: Option<Quote>) -> MessageEvent {
         MessageEvent {
             message,
             sender_username,
+            quote,
             encoded: Encoded::default(),
         }
     }
@@ -71,10 +74,20 @@ impl PartialEq for Encoded {
 
 impl Eq for Encoded {}
 
+/// A change to a chat or one of its messages, as streams deliver it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    pub change: Change,
+    /// For an edit: the message as it is now, with its sender's username.
+    pub edited: Option<(Message, String)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// Shared, so every stream delivers the same value (and its encoding).
     Message(Arc<MessageEvent>),
+    /// A logged change (edit, delete, reaction, rename, membership).
+    Change(Arc<ChangeEvent>),
     /// A member's watermarks moved.
     Receipt {
         chat_id: String,
@@ -102,12 +115,14 @@ pub enum Event {
         user_id: String,
         joined: bool,
     },
-    /// The user was added to a chat whose history ends at `from_seq` (to the
-    /// user's feed): deliver the chat from `from_seq + 1` on.
+    /// The user was added to a chat whose history ends at `from_seq` and
+    /// whose change log at `from_change` (to the user's feed): deliver the
+    /// chat from there on.
     ChatAdded {
         user_id: String,
         chat_id: String,
         from_seq: i64,
+        from_change: i64,
     },
     /// The user left or was removed (to the user's feed).
     ChatRemoved { user_id: String, chat_id: String },
@@ -119,6 +134,7 @@ impl Event {
     pub fn topic(&self) -> Topic {
         match self {
             Event::Message(m) => Topic::Chat(m.message.chat_id.clone()),
+            Event::Change(c) => Topic::Chat(c.change.chat_id.clone()),
             Event::Receipt { chat_id, .. }
             | Event::Typing { chat_id, .. }
             | Event::Presence { chat_id, .. }

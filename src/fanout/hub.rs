@@ -194,13 +194,13 @@ mod tests {
             chat_id: chat.into(),
             seq,
             sender_id: "u".into(),
-            idempotency_key: None,
             content: "x".into(),
-            created_at: 0,
+            ..Default::default()
         };
         Arc::new(Event::Message(Arc::new(MessageEvent::stored(
             message,
             "u".into(),
+            None,
         ))))
     }
 

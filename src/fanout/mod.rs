@@ -23,7 +23,7 @@ pub mod presence;
 
 use std::sync::Arc;
 
-pub use event::{Event, MessageEvent, Topic};
+pub use event::{ChangeEvent, Event, MessageEvent, Topic};
 pub use hub::{Hub, Subscription};
 use tokio_util::sync::CancellationToken;
 
@@ -89,7 +89,7 @@ impl Fanout {
     }
 
     async fn announce(&self, user_id: &str, online: bool) {
-        let chats = match self.store.chat_ids_of_user(user_id).await {
+        let chats = match self.store.chats_of_member(user_id).await {
             Ok(chats) => chats,
             Err(e) => {
                 tracing::warn!(error = %e, "could not announce presence");
@@ -97,9 +97,9 @@ impl Fanout {
             }
         };
         let at = now_micros();
-        for (chat_id, _) in chats {
+        for chat in chats {
             self.publish(Event::Presence {
-                chat_id,
+                chat_id: chat.id,
                 user_id: user_id.to_owned(),
                 online,
                 at,

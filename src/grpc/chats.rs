@@ -87,4 +87,38 @@ impl ChatsService for Chats {
         let result = self.chats.leave(&caller.user_id, &r.chat_id).await;
         reply(result, |()| proto::LeaveChatResponse {})
     }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpdateChat", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn update_chat(
+        &self,
+        request: Request<proto::UpdateChatRequest>,
+    ) -> Result<Response<proto::UpdateChatResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let r = request.into_inner();
+        super::record_chat(&r.chat_id);
+        let result = self
+            .chats
+            .rename(&caller.user_id, &r.chat_id, &r.name)
+            .await;
+        reply(result, |c| proto::UpdateChatResponse {
+            chat: Some(convert::chat(c)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RemoveMember", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
+    async fn remove_member(
+        &self,
+        request: Request<proto::RemoveMemberRequest>,
+    ) -> Result<Response<proto::RemoveMemberResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let r = request.into_inner();
+        super::record_chat(&r.chat_id);
+        let result = self
+            .chats
+            .remove_member(&caller.user_id, &r.chat_id, &r.user_id)
+            .await;
+        reply(result, |c| proto::RemoveMemberResponse {
+            chat: Some(convert::chat(c)),
+        })
+    }
 }

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use prost_types::Timestamp;
 use tidings_proto as proto;
 
-use crate::domain::{ChatView, Message, MessageView, User};
+use crate::domain::{ChangeKind, ChatView, Message, MessageView, Quote, Reactions, User};
+use crate::fanout::ChangeEvent;
 use crate::streams::{StreamItem, UserItem};
 
 pub fn timestamp_micros(micros: i64) -> Timestamp {
@@ -32,7 +33,13 @@ pub fn user(u: User) -> proto::User {
 
 /// The one place a `Message`'s fields are filled in, whatever the message
 /// comes from (a reply, a list, a stream).
-pub fn message_of(m: Message, username: String, status: &str) -> proto::Message {
+pub fn message_of(
+    m: Message,
+    username: String,
+    status: &str,
+    quote: Option<Quote>,
+    reactions: Vec<Reactions>,
+) -> proto::Message {
     proto::Message {
         id: m.id,
         chat_id: m.chat_id,
@@ -42,6 +49,27 @@ pub fn message_of(m: Message, username: String, status: &str) -> proto::Message 
         status: status.to_owned(),
         seq: m.seq,
         username,
+        edited_at: m.edited_at.map(timestamp_micros),
+        deleted_at: m.deleted_at.map(timestamp_micros),
+        reply_to_id: m.reply_to_id.unwrap_or_default(),
+        reply_to: quote.map(|q| proto::Quote {
+            message_id: q.message_id,
+            user_id: q.user_id,
+            username: q.username,
+            excerpt: q.excerpt,
+            deleted: q.deleted,
+        }),
+        mentions: m.mentions,
+        reactions: reactions.into_iter().map(reaction).collect(),
+    }
+}
+
+pub fn reaction(r: Reactions) -> proto::Reaction {
+    proto::Reaction {
+        emoji: r.emoji,
+        count: r.count.clamp(0, i64::from(i32::MAX)) as i32,
+        mine: r.mine,
+        user_ids: r.user_ids,
     }
 }
 
@@ -61,10 +89,60 @@ pub fn chat_message_of(m: Message, username: String, status: &str) -> proto::Cha
 }
 
 pub fn message(v: MessageView) -> proto::Message {
-    message_of(v.message, v.username, v.status.as_str())
+    message_of(
+        v.message,
+        v.username,
+        v.status.as_str(),
+        v.quote,
+        v.reactions,
+    )
+}
+
+/// A logged change as the user stream's `ChatChange` (`member`: the
+/// profile of the member a membership change is about).
+pub fn change(event: ChangeEvent, member: Option<User>) -> proto::ChatChange {
+    use proto::chat_change::Kind;
+    let ChangeEvent { change, edited } = event;
+    let chat_id = change.chat_id.clone();
+    let kind = match change.kind {
+        // The edited message as it is now; no status (the event is the same
+        // for every member).
+        ChangeKind::Edited { .. } => {
+            edited.map(|(m, username)| Kind::Edited(message_of(m, username, "", None, Vec::new())))
+        }
+        ChangeKind::Deleted { message_id } => Some(Kind::Deleted(proto::MessageDeleted {
+            message_id,
+            deleted_at: Some(timestamp_micros(change.at)),
+        })),
+        ChangeKind::Reaction {
+            message_id,
+            emoji,
+            added,
+            count,
+        } => Some(Kind::Reaction(proto::ReactionChanged {
+            message_id,
+            emoji,
+            added,
+            count: count.clamp(0, i64::from(i32::MAX)) as i32,
+        })),
+        ChangeKind::Renamed { name } => Some(Kind::Renamed(proto::ChatRenamed { name })),
+        ChangeKind::Member { joined, .. } => Some(Kind::Member(proto::MemberChanged {
+            chat_id: chat_id.clone(),
+            user: member.map(user),
+            joined,
+        })),
+    };
+    proto::ChatChange {
+        chat_id,
+        change_seq: change.seq,
+        at: Some(timestamp_micros(change.at)),
+        user_id: change.user_id,
+        kind,
+    }
 }
 
 pub fn chat(v: ChatView) -> proto::Chat {
+    let owner_id = v.chat.owner().unwrap_or_default().to_owned();
     proto::Chat {
         id: v.chat.id,
         name: v.display_name,
@@ -75,6 +153,9 @@ pub fn chat(v: ChatView) -> proto::Chat {
         last_seq: v.chat.last_seq,
         unread_count: v.unread_count.clamp(0, i64::from(i32::MAX)) as i32,
         read_seq: v.read_seq,
+        unread_mentions: v.unread_mentions.clamp(0, i64::from(i32::MAX)) as i32,
+        owner_id,
+        last_change: v.chat.last_change,
     }
 }
 
@@ -91,7 +172,12 @@ pub fn user_item(item: UserItem) -> proto::Event {
                 event.message,
                 event.sender_username,
                 status.as_str(),
+                event.quote,
+                Vec::new(),
             ))
+        }
+        UserItem::Change { change, member } => {
+            Kind::Change(self::change(Arc::unwrap_or_clone(change), member))
         }
         UserItem::Receipt {
             chat_id,

@@ -38,7 +38,7 @@ impl Events {
     ) -> Result<UserStream, AppError> {
         let cursors = cursors
             .into_iter()
-            .map(|c| (c.chat_id, c.after_seq))
+            .map(|c| (c.chat_id, c.after_seq, c.after_change))
             .collect();
         self.streams
             .user(&caller.user_id, cursors, caller.expires_at)
@@ -163,7 +163,13 @@ async fn handle_frame(
     let result: Result<Option<proto::Message>, AppError> = match frame.kind {
         Some(Kind::Send(s)) => match limits.send(&caller.user_id) {
             Ok(()) => messages
-                .send(&caller.user_id, &s.chat_id, s.content, s.idempotency_key)
+                .send(
+                    &caller.user_id,
+                    &s.chat_id,
+                    s.content,
+                    s.idempotency_key,
+                    &s.reply_to_id,
+                )
                 .await
                 .map(|m| Some(convert::message(m))),
             Err(limited) => Err(limited.into()),

@@ -38,7 +38,13 @@ impl MessagesService for Messages {
         super::record_chat(&r.chat_id);
         let result = self
             .messages
-            .send(&caller.user_id, &r.chat_id, r.content, r.idempotency_key)
+            .send(
+                &caller.user_id,
+                &r.chat_id,
+                r.content,
+                r.idempotency_key,
+                &r.reply_to_id,
+            )
             .await;
         reply(result, |m| proto::SendMessageResponse {
             message: Some(convert::message(m)),
@@ -145,5 +151,69 @@ impl MessagesService for Messages {
             .typing(&caller.user_id, &r.chat_id, r.typing)
             .await;
         reply(result, |()| proto::SendTypingResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "EditMessage", user_id = tracing::field::Empty))]
+    async fn edit_message(
+        &self,
+        request: Request<proto::EditMessageRequest>,
+    ) -> Result<Response<proto::EditMessageResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let r = request.into_inner();
+        let result = self
+            .messages
+            .edit(&caller.user_id, &r.message_id, r.content)
+            .await;
+        reply(result, |m| proto::EditMessageResponse {
+            message: Some(convert::message(m)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "DeleteMessage", user_id = tracing::field::Empty))]
+    async fn delete_message(
+        &self,
+        request: Request<proto::DeleteMessageRequest>,
+    ) -> Result<Response<proto::DeleteMessageResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let r = request.into_inner();
+        let result = self.messages.delete(&caller.user_id, &r.message_id).await;
+        reply(result, |()| proto::DeleteMessageResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "AddReaction", user_id = tracing::field::Empty))]
+    async fn add_reaction(
+        &self,
+        request: Request<proto::AddReactionRequest>,
+    ) -> Result<Response<proto::ReactionsResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let r = request.into_inner();
+        let result = self
+            .messages
+            .add_reaction(&caller.user_id, &r.message_id, &r.emoji)
+            .await;
+        reply(result, reactions)
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RemoveReaction", user_id = tracing::field::Empty))]
+    async fn remove_reaction(
+        &self,
+        request: Request<proto::RemoveReactionRequest>,
+    ) -> Result<Response<proto::ReactionsResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let r = request.into_inner();
+        let result = self
+            .messages
+            .remove_reaction(&caller.user_id, &r.message_id, &r.emoji)
+            .await;
+        reply(result, reactions)
+    }
+}
+
+fn reactions(
+    (message_id, reactions): (String, Vec<crate::domain::Reactions>),
+) -> proto::ReactionsResponse {
+    proto::ReactionsResponse {
+        message_id,
+        reactions: reactions.into_iter().map(convert::reaction).collect(),
     }
 }

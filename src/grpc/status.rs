@@ -20,6 +20,7 @@ impl From<AppError> for Status {
             ),
             AppError::Unauthenticated(_) => Status::new(Code::Unauthenticated, err.to_string()),
             AppError::NotFound(_) => Status::new(Code::NotFound, err.to_string()),
+            AppError::PermissionDenied(_) => Status::new(Code::PermissionDenied, err.to_string()),
             AppError::AlreadyExists { .. } => Status::new(Code::AlreadyExists, err.to_string()),
             AppError::FailedPrecondition(_) => {
                 Status::new(Code::FailedPrecondition, err.to_string())

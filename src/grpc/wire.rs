@@ -17,7 +17,13 @@ use crate::streams::{StreamItem, UserItem};
 /// shared part is encoded on the first call for this event.
 pub fn message(m: &MessageEvent, status: Status) -> Frame {
     let body = m.encoded.message.get_or_init(|| {
-        let without_status = convert::message_of(m.message.clone(), m.sender_username.clone(), "");
+        let without_status = convert::message_of(
+            m.message.clone(),
+            m.sender_username.clone(),
+            "",
+            m.quote.clone(),
+            Vec::new(),
+        );
         Bytes::from(without_status.encode_to_vec())
     });
     Frame::parts(body.clone(), MESSAGE_STATUS[status.index()])
@@ -72,11 +78,12 @@ mod tests {
                 chat_id: "0192e3a0-0000-7000-8000-000000000002".into(),
                 seq: 300,
                 sender_id: "0192e3a0-0000-7000-8000-000000000003".into(),
-                idempotency_key: None,
                 content: content.into(),
                 created_at: 1_700_000_000_123_456,
+                ..Default::default()
             },
             "ada".into(),
+            None,
         )
     }
 

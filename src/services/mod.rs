@@ -5,8 +5,10 @@
 //! - [`users`]: registration, login, profiles, tokens;
 //! - [`chats`]: direct chats and group rooms, membership, the views of them;
 //! - [`messages`]: sending (group commit, idempotency), history, receipts,
-//!   typing.
+//!   typing; edits, deletes and reactions.
+//! - [`views`]: messages as a viewer sees them (shared by the two above).
 
 pub mod chats;
 pub mod messages;
 pub mod users;
+pub mod views;

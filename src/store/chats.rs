@@ -8,9 +8,9 @@ use sea_orm::{
 
 use super::entities::{chat, chat_member, message, models, user};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::{Chat, Member, Message, User, now_micros};
+use crate::domain::{Chat, Member, Message, User};
 
-fn member(chat_id: &str, user_id: &str, now: i64) -> chat_member::ActiveModel {
+pub(super) fn member(chat_id: &str, user_id: &str, now: i64) -> chat_member::ActiveModel {
     chat_member::Model {
         chat_id: chat_id.to_owned(),
         user_id: user_id.to_owned(),
@@ -267,74 +267,14 @@ impl Store {
         Ok(moved)
     }
 
-    /// Ids and last seqs of every chat the user is a member of.
-    pub async fn chat_ids_of_user(&self, user_id: &str) -> StoreResult<Vec<(String, i64)>> {
-        let rows = chat::Entity::find()
-            .join(JoinType::InnerJoin, chat::Relation::Members.def())
-            .filter(chat_member::Column::UserId.eq(user_id))
-            .all(self.conn())
-            .await?;
-        Ok(rows.into_iter().map(|c| (c.id, c.last_seq)).collect())
-    }
-
-    /// Adds members to a chat. New members start with the history read (their
-    /// watermarks at the chat's current last seq), which is returned.
-    /// Existing members are left alone; the ids actually added are returned.
-    pub async fn add_members(
-        &self,
-        chat_id: &str,
-        user_ids: &[String],
-    ) -> StoreResult<(Vec<String>, i64)> {
-        let txn = self.conn().begin().await?;
-        // A write first (see `create_chat`), which also locks the chat row so
-        // no message slips between reading last_seq and adding the members.
-        let bumped = chat::Entity::update_many()
-            .col_expr(
-                chat::Column::LastActivityAt,
-                Expr::col(chat::Column::LastActivityAt),
-            )
-            .filter(chat::Column::Id.eq(chat_id))
-            .exec_with_returning(&txn)
-            .await?;
-        let Some(chat) = bumped.into_iter().next() else {
-            txn.rollback().await?;
-            return Ok((Vec::new(), 0));
-        };
-        let existing: Vec<String> = chat_member::Entity::find()
-            .filter(chat_member::Column::ChatId.eq(chat_id))
-            .filter(chat_member::Column::UserId.is_in(user_ids.iter().cloned()))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect();
-        let added: Vec<String> = user_ids
-            .iter()
-            .filter(|id| !existing.contains(id))
-            .cloned()
-            .collect();
-        if !added.is_empty() {
-            let now = now_micros();
-            chat_member::Entity::insert_many(added.iter().map(|id| {
-                let mut m = member(chat_id, id, now);
-                m.delivered_seq = sea_orm::Set(chat.last_seq);
-                m.read_seq = sea_orm::Set(chat.last_seq);
-                m
-            }))
-            .exec(&txn)
-            .await?;
-        }
-        txn.commit().await?;
-        Ok((added, chat.last_seq))
-    }
-
-    /// Removes a member; true when they were one.
-    pub async fn remove_member(&self, chat_id: &str, user_id: &str) -> StoreResult<bool> {
-        let result = chat_member::Entity::delete_many()
-            .filter(chat_member::Column::ChatId.eq(chat_id))
-            .filter(chat_member::Column::UserId.eq(user_id))
-            .exec(self.conn())
-            .await?;
-        Ok(result.rows_affected > 0)
+    /// Every chat the user is a member of.
+    pub async fn chats_of_member(&self, user_id: &str) -> StoreResult<Vec<Chat>> {
+        Ok(models(
+            chat::Entity::find()
+                .join(JoinType::InnerJoin, chat::Relation::Members.def())
+                .filter(chat_member::Column::UserId.eq(user_id))
+                .all(self.conn())
+                .await?,
+        ))
     }
 }

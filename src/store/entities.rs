@@ -36,6 +36,7 @@ pub mod chat {
         pub created_at: i64,
         pub last_seq: i64,
         pub last_activity_at: i64,
+        pub last_change: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -114,6 +115,78 @@ pub mod message {
         #[sea_orm(column_type = "Text")]
         pub content: String,
         pub created_at: i64,
+        pub edited_at: Option<i64>,
+        pub deleted_at: Option<i64>,
+        pub reply_to_id: Option<String>,
+        /// Space-separated user ids.
+        #[sea_orm(column_type = "Text")]
+        pub mentions: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod reaction {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "reactions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub emoji: String,
+        pub chat_id: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod mention {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mentions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub chat_id: String,
+        pub seq: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod chat_change {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "chat_changes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub chat_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub change_seq: i64,
+        pub kind: String,
+        pub message_id: Option<String>,
+        pub user_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub payload: String,
+        pub created_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -162,6 +235,7 @@ impl From<chat::Model> for crate::domain::Chat {
             created_at: m.created_at,
             last_seq: m.last_seq,
             last_activity_at: m.last_activity_at,
+            last_change: m.last_change,
         }
     }
 }
@@ -177,6 +251,7 @@ impl From<crate::domain::Chat> for chat::Model {
             created_at: c.created_at,
             last_seq: c.last_seq,
             last_activity_at: c.last_activity_at,
+            last_change: c.last_change,
         }
     }
 }
@@ -215,6 +290,10 @@ impl From<message::Model> for crate::domain::Message {
             idempotency_key: m.idempotency_key,
             content: m.content,
             created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
+            reply_to_id: m.reply_to_id,
+            mentions: m.mentions.split_whitespace().map(str::to_owned).collect(),
         }
     }
 }
@@ -229,6 +308,10 @@ impl From<crate::domain::Message> for message::Model {
             idempotency_key: m.idempotency_key,
             content: m.content,
             created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
+            reply_to_id: m.reply_to_id,
+            mentions: m.mentions.join(" "),
         }
     }
 }

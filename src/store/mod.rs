@@ -9,9 +9,11 @@
 //! limit into the plan, so every execution re-prepares the statement (it
 //! was a fifth of the send path's instructions, see docs/BENCHMARKS.md).
 
+pub mod changes;
 pub mod chats;
 pub mod entities;
 pub mod messages;
+pub mod reactions;
 pub mod users;
 
 use std::path::Path;

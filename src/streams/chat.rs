@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::cursor::{Backfill, ChatCursor, Deliver};
 use super::{Lifetime, Stop, Streams};
 use crate::domain::{AppError, AppResult, Status};
-use crate::fanout::{Event, MessageEvent, Topic};
+use crate::fanout::{ChangeEvent, Event, MessageEvent, Topic};
 
 /// One item a chat stream yields.
 #[derive(Debug, Clone)]
@@ -50,6 +50,12 @@ impl Out {
 impl Deliver for Out {
     async fn deliver(&mut self, message: Arc<MessageEvent>, status: Status) -> Result<(), Stop> {
         self.emit(StreamItem::Message { message, status }).await
+    }
+
+    /// The original contract's stream carries messages only (its cursor
+    /// follows no changes, so this is never called).
+    async fn deliver_change(&mut self, _: Arc<ChangeEvent>) -> Result<(), Stop> {
+        Ok(())
     }
 }
 

@@ -62,16 +62,17 @@ impl Streams {
         }
     }
 
-    /// Opens `user_id`'s stream of everything. `cursors`: the last seq the
-    /// client has per chat (ids as sent); chats without one start live.
+    /// Opens `user_id`'s stream of everything. `cursors`: the last seq
+    /// (and last change, if the client follows changes) the client has per
+    /// chat, ids as sent; chats without one start live.
     pub async fn user(
         &self,
         user_id: &str,
-        cursors: Vec<(String, i64)>,
+        cursors: Vec<(String, i64, Option<i64>)>,
         expires_at: SystemTime,
     ) -> AppResult<UserStream> {
         let mut map = HashMap::with_capacity(cursors.len());
-        for (chat_id, after_seq) in cursors {
+        for (chat_id, after_seq, after_change) in cursors {
             let id = parse_id("cursors.chat_id", &chat_id)
                 .map_err(|_| AppError::invalid("cursors", "chat_id must be a chat id"))?;
             if after_seq < 0 {
@@ -80,7 +81,19 @@ impl Streams {
                     format!("after_seq of chat {id} must not be negative"),
                 ));
             }
-            map.insert(id, after_seq);
+            if after_change.is_some_and(|c| c < 0) {
+                return Err(AppError::invalid(
+                    "cursors",
+                    format!("after_change of chat {id} must not be negative"),
+                ));
+            }
+            map.insert(
+                id,
+                user::Cursor {
+                    after_seq,
+                    after_change,
+                },
+            );
         }
         user::open(self, user_id.to_owned(), map, expires_at).await
     }

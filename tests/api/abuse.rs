@@ -101,6 +101,7 @@ async fn send_rate_is_per_user_and_shared_by_session_frames(backend: Backend) {
             chat_id: chat.clone(),
             content: "over the session".into(),
             idempotency_key: String::new(),
+            ..Default::default()
         })),
     })
     .await
@@ -390,6 +391,7 @@ async fn oversized_requests_are_refused_natively_and_over_grpc_web() {
         chat_id: chat.clone(),
         content: content.into(),
         idempotency_key: String::new(),
+        ..Default::default()
     };
     let path = format!("{MESSAGES}/SendMessage");
     let refused = web

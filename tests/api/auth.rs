@@ -218,6 +218,7 @@ pub(crate) async fn call_every_rpc(
                     chat_id: fx.chat_id.clone(),
                     content: "should not be stored".into(),
                     idempotency_key: String::new(),
+                    ..Default::default()
                 },
                 header,
             ))

@@ -303,6 +303,7 @@ async fn non_members_get_not_found_on_every_chat_rpc(backend: Backend) {
                     chat_id: target.into(),
                     content: "let me in".into(),
                     idempotency_key: String::new(),
+                    ..Default::default()
                 },
                 &user.token,
             ))

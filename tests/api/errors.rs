@@ -56,6 +56,7 @@ async fn every_validation_rule_names_its_field_in_bad_request(backend: Backend) 
                 chat_id: chat_id.into(),
                 content: content.into(),
                 idempotency_key: key.into(),
+                ..Default::default()
             },
             &alice.token,
         );
@@ -303,6 +304,7 @@ async fn every_validation_rule_names_its_field_in_bad_request(backend: Backend) 
                         cursors: vec![ChatCursor {
                             chat_id: "x".into(),
                             after_seq: 1,
+                            ..Default::default()
                         }],
                     },
                     &alice.token,
@@ -336,6 +338,7 @@ async fn every_validation_rule_names_its_field_in_bad_request(backend: Backend) 
                     chat_id: chat.clone(),
                     content: String::new(),
                     idempotency_key: String::new(),
+                    ..Default::default()
                 },
                 Some(&alice.token),
                 mode,

@@ -371,6 +371,7 @@ async fn unary_flow_over_grpc_web_http1(backend: Backend) {
         chat_id: chat_id.clone(),
         content: "hello over HTTP/1.1 ✓".into(),
         idempotency_key: "web-key".into(),
+        ..Default::default()
     };
     let first: SendMessageResponse = web
         .call(&format!("{MESSAGES}/SendMessage"), &send, Some(&alice), b)

@@ -244,6 +244,7 @@ struct Storage {
     redis: Option<TestRedis>,
 }
 
+#[derive(Clone)]
 pub struct TestUser {
     pub id: String,
     pub username: String,
@@ -490,6 +491,7 @@ impl TestApp {
                     chat_id: chat_id.into(),
                     content: content.into(),
                     idempotency_key: idempotency_key.into(),
+                    ..Default::default()
                 },
                 &user.token,
             ))

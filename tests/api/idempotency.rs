@@ -194,6 +194,7 @@ async fn concurrent_duplicates_make_one_message(backend: Backend) {
                     chat_id: chat_id.clone(),
                     content: content.clone(),
                     idempotency_key: key.clone(),
+                    ..Default::default()
                 },
                 &alice.token,
             );
@@ -257,6 +258,7 @@ async fn racing_keys_with_different_contents_keep_exact_answers(backend: Backend
                 chat_id: chat_id.clone(),
                 content: content.clone(),
                 idempotency_key: key.clone(),
+                ..Default::default()
             },
             &alice.token,
         );
@@ -410,6 +412,7 @@ async fn survives_losing_the_fast_path_cache(backend: Backend) {
                 chat_id: chat_id.clone(),
                 content: "remember me".into(),
                 idempotency_key: "key".into(),
+                ..Default::default()
             },
             &alice.token,
         );
@@ -447,6 +450,8 @@ async fn retry_announces_a_stored_but_unannounced_message(backend: Backend) {
             idempotency_key: Some("lost-ack".into()),
             content: "hello".into(),
             created_at: tidings::domain::now_micros(),
+            reply_to_id: None,
+            mentions: Vec::new(),
         })
         .await
         .expect("store the message");
@@ -499,6 +504,7 @@ async fn a_key_raced_across_committers_is_stored_once(backend: Backend) {
                     chat_id: chat.to_owned(),
                     content: format!("round {round}"),
                     idempotency_key: key.clone(),
+                    ..Default::default()
                 },
                 &alice.token,
             )

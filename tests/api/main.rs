@@ -7,12 +7,14 @@ mod helpers;
 
 mod abuse;
 mod auth;
+mod changes;
 mod chats;
 mod compat;
 mod errors;
 mod grpc_web;
 mod idempotency;
 mod input;
+mod lifecycle;
 mod messages;
 mod multinode;
 mod ops;

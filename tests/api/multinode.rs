@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::helpers::*;
-use crate::realtime::{Events, open_events};
+use crate::realtime::{Events, open_events, open_events_at};
 
 /// An extra in-process node on the same storage as `config`.
 struct Node {
@@ -122,6 +122,7 @@ async fn send_all(
             chat_id: chat.clone(),
             content: format!("{tag} #{i}"),
             idempotency_key: format!("{tag}-{i}"),
+            ..Default::default()
         };
         let mut tries = 0;
         loop {
@@ -283,4 +284,77 @@ async fn a_killed_nodes_subscribers_resume_on_another_node_and_miss_nothing() {
     let rest = resumed.messages(acked.len() - seen.len()).await;
     seen.extend(rest);
     assert_exactly_once_in_order("b", &seen, &acked);
+}
+
+/// Changes (edits here) made through node 1 while b watches through a node
+/// that is SIGKILLed mid-burst: b resumes on node 1 from the last change it
+/// has and gets every change exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_nodes_streams_resume_changes_on_another_node() {
+    if !postgres_only() {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let mut doomed = ProcessNode::start(&app.config).await;
+    let (a, b) = (app.register("chg_a").await, app.register("chg_b").await);
+    let chat = app.direct_chat(&a, &b).await;
+    let m = app.send(&a, &chat, "v0").await;
+    let start = app.chat_of(&b, &chat).await.unwrap().last_change;
+    let mut watching = open_events_at(&doomed.channel, &b, &[(&chat, m.seq, Some(start))])
+        .await
+        .unwrap();
+    const EDITS: i64 = 150;
+    let editing = {
+        let (channel, token, id) = (app.channel.clone(), a.token.clone(), m.id.clone());
+        tokio::spawn(async move {
+            let mut client = MessagesServiceClient::new(channel);
+            for i in 1..=EDITS {
+                let req = proto::EditMessageRequest {
+                    message_id: id.clone(),
+                    content: format!("v{i}"),
+                };
+                client
+                    .edit_message(authed(req, &token))
+                    .await
+                    .expect("edit");
+            }
+        })
+    };
+    let mut seen: Vec<i64> = watching
+        .changes(40)
+        .await
+        .iter()
+        .map(|c| c.change_seq)
+        .collect();
+    doomed.child.kill().await.expect("SIGKILL the node");
+    loop {
+        match watching.next_item().await {
+            Ok(Some(proto::Event {
+                kind: Some(proto::event::Kind::Change(c)),
+            })) => seen.push(c.change_seq),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let last = *seen.last().unwrap();
+    let mut resumed = open_events_at(&app.channel, &b, &[(&chat, m.seq, Some(last))])
+        .await
+        .unwrap();
+    editing.await.unwrap();
+    let rest = resumed.changes((start + EDITS - last) as usize).await;
+    seen.extend(rest.iter().map(|c| c.change_seq));
+    assert_eq!(
+        seen,
+        ((start + 1)..=(start + EDITS)).collect::<Vec<_>>(),
+        "every change once, in order, across the kill"
+    );
+    // A replayed edit carries the text as it is now.
+    if let Some(c) = rest.last() {
+        match &c.kind {
+            Some(proto::chat_change::Kind::Edited(e)) => {
+                assert_eq!(e.content, format!("v{EDITS}"))
+            }
+            other => panic!("the last change is the last edit: {other:?}"),
+        }
+    }
 }

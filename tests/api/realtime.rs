@@ -23,13 +23,25 @@ pub async fn open_events(
     user: &TestUser,
     cursors: &[(&str, i64)],
 ) -> Result<Events, tonic::Status> {
+    let cursors: Vec<(&str, i64, Option<i64>)> =
+        cursors.iter().map(|(c, s)| (*c, *s, None)).collect();
+    open_events_at(channel, user, &cursors).await
+}
+
+/// A user stream resuming from `(chat_id, after_seq, after_change)` cursors.
+pub async fn open_events_at(
+    channel: &Channel,
+    user: &TestUser,
+    cursors: &[(&str, i64, Option<i64>)],
+) -> Result<Events, tonic::Status> {
     let mut client = EventsServiceClient::new(channel.clone());
     let req = SubscribeRequest {
         cursors: cursors
             .iter()
-            .map(|(chat_id, after_seq)| ChatCursor {
+            .map(|(chat_id, after_seq, after_change)| ChatCursor {
                 chat_id: (*chat_id).into(),
                 after_seq: *after_seq,
+                after_change: *after_change,
             })
             .collect(),
     };
@@ -82,6 +94,22 @@ impl Events {
             _ => None,
         })
         .await
+    }
+
+    pub async fn next_change(&mut self) -> proto::ChatChange {
+        self.next_where(|k| match k {
+            event::Kind::Change(c) => Some(c),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn changes(&mut self, n: usize) -> Vec<proto::ChatChange> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next_change().await);
+        }
+        out
     }
 
     pub async fn messages(&mut self, n: usize) -> Vec<proto::Message> {
@@ -158,6 +186,7 @@ async fn resume_after_disconnect_mid_burst_gets_exactly_the_missed_messages(back
                             chat_id: chat.clone(),
                             content: format!("burst {i}"),
                             idempotency_key: format!("burst-{i}"),
+                            ..Default::default()
                         },
                         &token,
                     ))
@@ -541,6 +570,7 @@ async fn bidi_session_sends_acks_and_delivers_events(backend: Backend) {
             chat_id: chat.clone(),
             content: content.into(),
             idempotency_key: key.into(),
+            ..Default::default()
         })
     };
     tx.send(frame("1", send("over the session", "k1")))

@@ -616,6 +616,7 @@ async fn storage_errors_reach_clients_without_internals(backend: Backend) {
                 chat_id: fx.chat_id.clone(),
                 content: "x".into(),
                 idempotency_key: String::new(),
+                ..Default::default()
             },
             &fx.a.token,
         ))
@@ -763,6 +764,7 @@ async fn run_binary_and_collect_logs(level: &str, format: &str) -> (String, Vec<
                 chat_id: chat_id.clone(),
                 content: body.clone(),
                 idempotency_key: format!("idem-{}", uuid::Uuid::new_v4().simple()),
+                ..Default::default()
             },
             &login.token,
         ))

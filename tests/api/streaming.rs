@@ -89,6 +89,7 @@ async fn resume_replays_then_goes_live_without_gaps(backend: Backend) {
                             chat_id: chat_id.clone(),
                             content: format!("racing {i}"),
                             idempotency_key: String::new(),
+                            ..Default::default()
                         },
                         &token,
                     ))
@@ -271,6 +272,7 @@ async fn send_many(
                     chat_id: chat_id.clone(),
                     content: format!("{label} message {i}"),
                     idempotency_key: String::new(),
+                    ..Default::default()
                 },
                 &token,
             ))

@@ -173,6 +173,7 @@ impl Sender {
                 chat_id: self.chat_id.clone(),
                 content: content.into(),
                 idempotency_key: key.into(),
+                ..Default::default()
             };
             let result = tokio::time::timeout(
                 CALL_TIMEOUT,

@@ -273,6 +273,7 @@ impl Room {
                 cursors: vec![ChatCursor {
                     chat_id: self.chat_id.clone(),
                     after_seq: self.last_seq,
+                    ..Default::default()
                 }],
             })),
         };
@@ -364,6 +365,7 @@ impl Room {
                     chat_id: self.chat_id.clone(),
                     content: p.content.clone(),
                     idempotency_key: p.key.clone(),
+                    ..Default::default()
                 })),
             };
             // A full outbox: it goes again on the next stream.

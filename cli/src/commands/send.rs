@@ -36,6 +36,7 @@ pub async fn run(ctx: &Context, args: SendArgs) -> anyhow::Result<()> {
             chat_id: args.chat_id.clone(),
             content: content.clone(),
             idempotency_key: key.clone(),
+            ..Default::default()
         };
         let attempt =
             tokio::time::timeout(ATTEMPT_TIMEOUT, call(api.messages.send_message(request)));

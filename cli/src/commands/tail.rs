@@ -214,6 +214,7 @@ impl Tail<'_> {
             .map(|(chat_id, after_seq)| ChatCursor {
                 chat_id: chat_id.clone(),
                 after_seq: *after_seq,
+                ..Default::default()
             })
             .collect()
     }

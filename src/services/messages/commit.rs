@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::domain::{AppError, AppResult};
+use crate::domain::{AppError, AppResult, Quote};
 use crate::fanout::{Event, Fanout, MessageEvent};
 use crate::idempotency::IdempotencyCache;
 use crate::store::messages::{Appended, NewMessage};
@@ -33,6 +33,8 @@ const QUEUE: usize = 8192;
 
 struct Job {
     new: NewMessage,
+    /// The quote it carries when published (see `MessageEvent::quote`).
+    quote: Option<Quote>,
     reply: oneshot::Sender<AppResult<Appended>>,
 }
 
@@ -77,11 +79,11 @@ impl Committer {
 
     /// Stores one message with the next batch of its chat's committer and
     /// returns its outcome.
-    pub async fn submit(&self, new: NewMessage) -> AppResult<Appended> {
+    pub async fn submit(&self, new: NewMessage, quote: Option<Quote>) -> AppResult<Appended> {
         let _pending = Pending::start();
         let (reply, answer) = oneshot::channel();
         self.shard(&new.chat_id)
-            .send(Job { new, reply })
+            .send(Job { new, quote, reply })
             .await
             .map_err(|_| AppError::Unavailable(anyhow::anyhow!("message committer stopped")))?;
         answer
@@ -133,12 +135,13 @@ async fn run(
         match store.append_batch(&batch).await {
             Ok(outcomes) => {
                 // Publish everything first (in seq order), then answer.
-                for outcome in outcomes.iter().flatten() {
-                    if let Appended::Inserted { message, username } = outcome {
+                for (job, outcome) in jobs.iter().zip(&outcomes) {
+                    if let Ok(Appended::Inserted { message, username }) = outcome {
                         metrics::counter!(crate::metrics::MESSAGES).increment(1);
                         fanout.publish(Event::Message(Arc::new(MessageEvent::stored(
                             message.clone(),
                             username.clone(),
+                            job.quote.clone(),
                         ))));
                     }
                 }

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::repeats::{Repeats, answer_followers};
-use super::{Appended, NewMessage};
+use super::{Appended, NewMessage, insert_mentions};
 use crate::domain::Message;
 use crate::store::entities::{chat, chat_member, message};
 use crate::store::{Store, StoreError, StoreResult};
@@ -198,6 +198,10 @@ impl Store {
         )
         .exec_without_returning(&txn)
         .await;
+        let inserted = match inserted {
+            Ok(_) => insert_mentions(&txn, rows.iter().flatten()).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = inserted {
             txn.rollback().await?;
             return Err(e.into());
@@ -294,6 +298,7 @@ impl Store {
                 return Err(err.into());
             }
         };
+        insert_mentions(&txn, std::iter::once(&inserted)).await?;
         // Sending implies having seen the chat up to one's own message.
         chat_member::Entity::update_many()
             .col_expr(chat_member::Column::DeliveredSeq, Expr::value(seq))

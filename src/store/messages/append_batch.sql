@@ -6,7 +6,8 @@
 -- trip. Its text never changes, so each connection prepares it once.
 --
 -- $1 is a JSON array of {ord, id, chat_id, sender_id, key, content,
--- created_at}, one per send.
+-- created_at, reply_to_id, mentions}, one per send (mentions: the mentioned
+-- user ids, space-separated).
 --
 -- Rows whose sender is a member (and exists) and whose key is not stored
 -- yet are inserted: each chat's last_seq moves up by its count, the rows
@@ -18,7 +19,7 @@
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS i(
         ord bigint, id text, chat_id text, sender_id text, key text,
-        content text, created_at bigint)
+        content text, created_at bigint, reply_to_id text, mentions text)
 ), ok AS (
     SELECT i.*, u.username
     FROM input i
@@ -42,9 +43,18 @@ WITH input AS (
     SELECT ok.*, b.base + row_number() OVER (PARTITION BY ok.chat_id ORDER BY ok.ord) AS seq
     FROM ok JOIN bumped b ON b.id = ok.chat_id
 ), inserted AS (
-    INSERT INTO messages (id, chat_id, seq, sender_id, idempotency_key, content, created_at)
-    SELECT id, chat_id, seq, sender_id, key, content, created_at FROM numbered
+    INSERT INTO messages (id, chat_id, seq, sender_id, idempotency_key, content, created_at,
+                          reply_to_id, mentions)
+    SELECT id, chat_id, seq, sender_id, key, content, created_at, reply_to_id, mentions
+    FROM numbered
     RETURNING id
+), mentioned AS (
+    -- One row per mentioned member, for the unread-mention counts.
+    INSERT INTO mentions (message_id, user_id, chat_id, seq)
+    SELECT n.id, u.user_id, n.chat_id, n.seq
+    FROM numbered n, unnest(string_to_array(n.mentions, ' ')) AS u(user_id)
+    WHERE n.mentions <> ''
+    RETURNING 1
 ), marks AS (
     UPDATE chat_members m SET delivered_seq = w.seq, read_seq = w.seq
     FROM (SELECT chat_id, sender_id, max(seq) AS seq FROM numbered GROUP BY chat_id, sender_id) w

@@ -15,9 +15,12 @@ mod repeats;
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 
-use super::entities::{chat_member, message, models, user};
+use super::entities::{chat_member, mention, message, models, user};
 use super::{Store, StoreResult};
 use crate::domain::Message;
 
@@ -31,6 +34,11 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
     pub content: String,
     pub created_at: i64,
+    /// Checked by the caller: a message of the same chat.
+    pub reply_to_id: Option<String>,
+    /// Ids of the members it mentions (stored with the message, and one
+    /// `mentions` row each for unread-mention counts).
+    pub mentions: Vec<String>,
 }
 
 impl NewMessage {
@@ -44,6 +52,10 @@ impl NewMessage {
             idempotency_key: self.idempotency_key.clone(),
             content: self.content.clone(),
             created_at: self.created_at,
+            edited_at: None,
+            deleted_at: None,
+            reply_to_id: self.reply_to_id.clone(),
+            mentions: self.mentions.clone(),
         }
     }
 }
@@ -174,4 +186,31 @@ impl Store {
             .map(|u| (u.id, u.username))
             .collect())
     }
+}
+
+/// One `mentions` row per member each of these messages mentions, for the
+/// unread-mention counts (the message row keeps the ids too, for reads).
+pub(super) async fn insert_mentions<'a>(
+    conn: &impl ConnectionTrait,
+    messages: impl Iterator<Item = &'a Message>,
+) -> Result<(), DbErr> {
+    let rows: Vec<mention::ActiveModel> = messages
+        .flat_map(|m| {
+            m.mentions.iter().map(|user_id| {
+                mention::Model {
+                    message_id: m.id.clone(),
+                    user_id: user_id.clone(),
+                    chat_id: m.chat_id.clone(),
+                    seq: m.seq,
+                }
+                .into_active_model()
+            })
+        })
+        .collect();
+    if !rows.is_empty() {
+        mention::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }

@@ -17,6 +17,9 @@ struct BatchRow<'a> {
     key: Option<&'a str>,
     content: &'a str,
     created_at: i64,
+    reply_to_id: Option<&'a str>,
+    /// Space-separated user ids ("" for none).
+    mentions: String,
 }
 
 /// The batch statement. Its text never changes, so each connection prepares
@@ -59,6 +62,8 @@ impl Store {
                     key: n.idempotency_key.as_deref(),
                     content: &n.content,
                     created_at: n.created_at,
+                    reply_to_id: n.reply_to_id.as_deref(),
+                    mentions: n.mentions.join(" "),
                 }
             })
             .collect();

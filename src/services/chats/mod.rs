@@ -7,7 +7,7 @@ use crate::domain::{
     AppError, AppResult, Chat, ChatName, ChatView, Email, Member, MessageView, Status, User,
     canonical_id, clamp_limit, direct_key, new_id, now_micros, parse_id,
 };
-use crate::fanout::{Event, Fanout};
+use crate::fanout::Fanout;
 use crate::store::Store;
 
 /// Most members a group may be created with.
@@ -29,20 +29,11 @@ pub struct ChatService {
     fanout: Fanout,
 }
 
+mod rooms;
+
 impl ChatService {
     pub fn new(store: Store, fanout: Fanout) -> ChatService {
         ChatService { store, fanout }
-    }
-
-    /// Tells each new member's streams to start delivering the chat.
-    fn announce_added(&self, chat_id: &str, members: &[String], from_seq: i64) {
-        for user_id in members {
-            self.fanout.publish(Event::ChatAdded {
-                user_id: user_id.clone(),
-                chat_id: chat_id.to_owned(),
-                from_seq,
-            });
-        }
     }
 
     /// Creates a chat and returns its id. `email` alone (no member lists, no
@@ -81,10 +72,11 @@ impl ChatService {
             created_at: now,
             last_seq: 0,
             last_activity_at: now,
+            last_change: 0,
         };
         let chat = self.store.create_chat(chat, &members).await?;
         tracing::info!(chat_id = %chat.id, members = members.len(), "group created");
-        self.announce_added(&chat.id, &members, 0);
+        self.announce_added(&chat.id, &members, 0, 0);
         Ok(chat.id)
     }
 
@@ -135,84 +127,6 @@ impl ChatService {
         Ok(found)
     }
 
-    /// The id of a group room the caller is a member of; a direct chat is
-    /// refused with `direct_refusal`.
-    async fn group_of_member(
-        &self,
-        caller: &str,
-        chat_id: &str,
-        direct_refusal: &str,
-    ) -> AppResult<String> {
-        let chat_id = parse_id("chat_id", chat_id)?;
-        let (chat, _) = self
-            .store
-            .chat_for_member(&chat_id, caller)
-            .await?
-            .ok_or(AppError::NotFound("chat"))?;
-        if !chat.is_group {
-            return Err(AppError::FailedPrecondition(format!(
-                "chat_id: {direct_refusal}"
-            )));
-        }
-        Ok(chat_id)
-    }
-
-    /// Adds people to a group room; any member may. Returns the room.
-    pub async fn add_members(
-        &self,
-        caller: &str,
-        chat_id: &str,
-        member_emails: &[String],
-        member_ids: &[String],
-    ) -> AppResult<ChatView> {
-        let chat_id = self
-            .group_of_member(caller, chat_id, "a direct chat cannot take more members")
-            .await?;
-        if member_emails.is_empty() && member_ids.is_empty() {
-            return Err(AppError::invalid(
-                "member_emails",
-                "give at least one member email or id",
-            ));
-        }
-        let wanted = self.resolve_users(member_emails.iter(), member_ids).await?;
-        let current = self.store.members(&chat_id).await?.len();
-        if current + wanted.len() > MAX_GROUP_MEMBERS {
-            return Err(AppError::invalid(
-                "member_ids",
-                format!("a group has at most {MAX_GROUP_MEMBERS} members"),
-            ));
-        }
-        let (added, from_seq) = self.store.add_members(&chat_id, &wanted).await?;
-        for user_id in &added {
-            self.fanout.publish(Event::MemberChanged {
-                chat_id: chat_id.clone(),
-                user_id: user_id.clone(),
-                joined: true,
-            });
-        }
-        self.announce_added(&chat_id, &added, from_seq);
-        self.get(caller, &chat_id).await
-    }
-
-    /// Leaves a group room. The caller's streams stop delivering it at once.
-    pub async fn leave(&self, caller: &str, chat_id: &str) -> AppResult<()> {
-        let chat_id = self
-            .group_of_member(caller, chat_id, "a direct chat cannot be left")
-            .await?;
-        if self.store.remove_member(&chat_id, caller).await? {
-            self.fanout.publish(Event::ChatRemoved {
-                user_id: caller.to_owned(),
-                chat_id: chat_id.clone(),
-            });
-            self.fanout.publish(Event::MemberChanged {
-                chat_id,
-                user_id: caller.to_owned(),
-                joined: false,
-            });
-        }
-        Ok(())
-    }
-
     async fn create_direct(
         &self,
         caller: &str,
@@ -247,13 +161,14 @@ impl ChatService {
             created_at: now,
             last_seq: 0,
             last_activity_at: now,
+            last_change: 0,
         };
         let id = chat.id.clone();
         let members = [caller.to_owned(), peer.id.clone()];
         let chat = self.store.create_chat(chat, &members).await?;
         if chat.id == id {
             // New (not the pair's existing chat): both people's streams follow it.
-            self.announce_added(&chat.id, &members, 0);
+            self.announce_added(&chat.id, &members, 0, 0);
         }
         Ok(chat.id)
     }
@@ -286,7 +201,9 @@ impl ChatService {
         Ok((self.views(caller, rows).await?, total as i64))
     }
 
-    /// Builds the member's view of several chats with three queries in all.
+    /// Builds the member's view of several chats with four queries in all.
+    /// (Their last messages come without quote and reactions: a chat list
+    /// shows neither.)
     async fn views(&self, caller: &str, rows: Vec<(Chat, Member)>) -> AppResult<Vec<ChatView>> {
         let ids: Vec<String> = rows.iter().map(|(c, _)| c.id.clone()).collect();
         let mut members: HashMap<String, Vec<(Member, User)>> = HashMap::new();
@@ -296,6 +213,16 @@ impl ChatService {
         let lasts: Vec<(String, i64)> = rows
             .iter()
             .map(|(c, _)| (c.id.clone(), c.last_seq))
+            .collect();
+        let reads: Vec<(String, i64)> = rows
+            .iter()
+            .map(|(c, me)| (c.id.clone(), me.read_seq))
+            .collect();
+        let mentions: HashMap<String, i64> = self
+            .store
+            .unread_mentions(caller, &reads)
+            .await?
+            .into_iter()
             .collect();
         let mut last_messages: HashMap<String, _> = self
             .store
@@ -321,6 +248,8 @@ impl ChatService {
                         message,
                         status,
                         username,
+                        quote: None,
+                        reactions: Vec::new(),
                     }
                 });
                 let display_name = if chat.name.is_empty() && !chat.is_group {
@@ -337,6 +266,7 @@ impl ChatService {
                     members: chat_members.into_iter().map(|(_, u)| u).collect(),
                     last_message,
                     unread_count: (chat.last_seq - me.read_seq).max(0),
+                    unread_mentions: mentions.get(&chat.id).copied().unwrap_or(0),
                     read_seq: me.read_seq,
                     chat,
                 }

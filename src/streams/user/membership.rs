@@ -1,0 +1,135 @@
+//! The user's membership feed: chats joined and left mid-stream, and the
+//! presence of the user's peers.
+
+use std::collections::HashSet;
+
+use futures::future::BoxFuture;
+
+use super::{Forwarder, UserItem};
+use crate::domain::{AppError, now_micros};
+use crate::fanout::Event;
+use crate::streams::Stop;
+
+impl Forwarder {
+    pub(super) fn on_membership<'a>(
+        &'a mut self,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Stop>> {
+        Box::pin(async move {
+            match event {
+                Event::ChatAdded {
+                    chat_id,
+                    from_seq,
+                    from_change,
+                    ..
+                } => self.added(chat_id, *from_seq, *from_change).await,
+                Event::ChatRemoved { chat_id, .. } => self.removed(chat_id).await,
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn added<'a>(
+        &'a mut self,
+        chat_id: &'a str,
+        from_seq: i64,
+        from_change: i64,
+    ) -> BoxFuture<'a, Result<(), Stop>> {
+        Box::pin(async move {
+            if self.cursors.contains_key(chat_id) {
+                return Ok(());
+            }
+            self.follow(chat_id, from_seq, from_change);
+            let user_id = self.user_id().to_owned();
+            match self.chats.get(&user_id, chat_id).await {
+                Ok(view) => self.out.emit(UserItem::ChatAdded(Box::new(view))).await?,
+                // Removed again before we looked: forget it.
+                Err(AppError::NotFound(_)) => {
+                    self.unfollow(chat_id);
+                    return Ok(());
+                }
+                Err(e) => return Err(Stop::Error(e)),
+            }
+            // Anything sent or changed between joining and following comes
+            // from storage.
+            self.catch_up_all(chat_id).await
+        })
+    }
+
+    pub(super) fn removed<'a>(&'a mut self, chat_id: &'a str) -> BoxFuture<'a, Result<(), Stop>> {
+        Box::pin(async move {
+            if self.cursors.contains_key(chat_id) {
+                self.unfollow(chat_id);
+                self.out
+                    .emit(UserItem::ChatRemoved {
+                        chat_id: chat_id.to_owned(),
+                    })
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The membership feed lagged: compare with storage.
+    pub(super) fn reload_memberships(&mut self) -> BoxFuture<'_, Result<(), Stop>> {
+        Box::pin(async move {
+            let now = self.store.chats_of_member(self.user_id()).await?;
+            let current: HashSet<&String> = now.iter().map(|c| &c.id).collect();
+            let gone: Vec<String> = self
+                .cursors
+                .keys()
+                .filter(|id| !current.contains(id))
+                .cloned()
+                .collect();
+            for chat_id in gone {
+                self.removed(&chat_id).await?;
+            }
+            for chat in &now {
+                if !self.cursors.contains_key(&chat.id) {
+                    // Missed joining: from where the member has read, and
+                    // the changes from now on.
+                    let from = self
+                        .store
+                        .membership(&chat.id, self.user_id())
+                        .await?
+                        .map_or(0, |m| m.read_seq);
+                    self.added(&chat.id, from, chat.last_change).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Tells the client which of its chat peers are online right now.
+    pub(super) fn presence_snapshot(&mut self) -> BoxFuture<'_, Result<(), Stop>> {
+        Box::pin(async move {
+            let chat_ids: Vec<String> = self.cursors.keys().cloned().collect();
+            let me = self.user_id().to_owned();
+            let mut peers: Vec<String> = self
+                .store
+                .members_with_users(&chat_ids)
+                .await?
+                .into_iter()
+                .map(|(m, _)| m.user_id)
+                .filter(|u| *u != me)
+                .collect();
+            peers.sort();
+            peers.dedup();
+            let online = self.fanout.presence.online(&peers).await;
+            let at = now_micros();
+            for (user_id, online) in peers.into_iter().zip(online) {
+                self.online.insert(user_id.clone(), online);
+                if online {
+                    self.out
+                        .emit(UserItem::Presence {
+                            user_id,
+                            online,
+                            at,
+                        })
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
