@@ -62,12 +62,39 @@ pub fn clock(at: Option<&prost_types::Timestamp>) -> String {
 }
 
 /// One message in the interactive chat: `#12 14:03 alice: hello`. Later
-/// lines of a multi-line message are indented under the first.
+/// lines of a multi-line message are indented under the first; the message
+/// it answers is quoted on a line above, `(edited)` follows a changed text,
+/// a deleted one reads `(deleted)`, and reactions follow in brackets.
 pub fn chat_line(m: &Message) -> String {
     let head = format!("#{} {} {}: ", m.seq, clock(m.sent_at.as_ref()), m.username);
     let indent = " ".repeat(head.chars().count());
-    let body = m.content.replace('\n', &format!("\n{indent}"));
-    format!("{head}{body}")
+    let mut out = String::new();
+    if let Some(q) = &m.reply_to {
+        let quoted = if q.deleted {
+            "(deleted)".to_owned()
+        } else {
+            preview(&q.excerpt, 50)
+        };
+        out.push_str(&format!("{indent}┌ {}: {quoted}\n", q.username));
+    }
+    out.push_str(&head);
+    if m.deleted_at.is_some() {
+        out.push_str("(deleted)");
+        return out;
+    }
+    out.push_str(&m.content.replace('\n', &format!("\n{indent}")));
+    if m.edited_at.is_some() {
+        out.push_str(" (edited)");
+    }
+    if !m.reactions.is_empty() {
+        let counts: Vec<String> = m
+            .reactions
+            .iter()
+            .map(|r| format!("{} {}", r.emoji, r.count))
+            .collect();
+        out.push_str(&format!("  [{}]", counts.join(" ")));
+    }
+    out
 }
 
 /// An error and its causes on one line: `listing chats: cannot reach ...`.
@@ -92,6 +119,35 @@ mod tests {
         assert_eq!(line, "c\t7\talice\ta\\tb\\nc\\\\n");
         assert_eq!(line.split('\t').count(), 4);
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn chat_lines_show_the_quote_the_edit_the_reactions_and_tombstones() {
+        let mut m = Message {
+            seq: 3,
+            username: "bob".into(),
+            content: "sure".into(),
+            reply_to: Some(tidings_proto::Quote {
+                username: "alice".into(),
+                excerpt: "lunch?".into(),
+                ..Default::default()
+            }),
+            edited_at: Some(prost_types::Timestamp::default()),
+            reactions: vec![tidings_proto::Reaction {
+                emoji: "👍".into(),
+                count: 2,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let line = chat_line(&m);
+        let (quote, body) = line.split_once('\n').unwrap();
+        assert!(quote.ends_with("┌ alice: lunch?"), "{quote}");
+        assert!(body.starts_with("#3 "), "{body}");
+        assert!(body.ends_with("bob: sure (edited)  [👍 2]"), "{body}");
+        m.deleted_at = Some(prost_types::Timestamp::default());
+        m.content.clear();
+        assert!(chat_line(&m).ends_with("bob: (deleted)"));
     }
 
     #[test]

@@ -564,6 +564,93 @@ async fn interactive_chat_sends_over_the_session_and_shows_messages_and_receipts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_chat_replies_edits_reacts_and_deletes_and_shows_the_others_changes_live() {
+    let data = TempDir::new().unwrap();
+    let server = start_server(data.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let (alice, bob, chat) = two_people(&server).await;
+    bob.send(&chat, "lunch?").await;
+
+    let open = |person: &Person| {
+        let mut cmd = person.command(&["chat", &chat]);
+        cmd.stdin(Stdio::piped());
+        person.spawn_with(cmd)
+    };
+    let mut alice_chat = open(&alice);
+    let mut bob_chat = open(&bob);
+    alice_chat.line_containing("bob: lunch?").await;
+    bob_chat.line_containing("bob: lunch?").await;
+
+    // A reply carries the quote of #1 to the other side.
+    alice_chat.type_line("/reply 1 sure").await;
+    alice_chat.line_containing("✓ #2").await;
+    let quote = bob_chat.line_containing("┌").await;
+    assert!(quote.ends_with("┌ bob: lunch?"), "{quote}");
+    let reply = bob_chat.line().await;
+    assert!(
+        reply.starts_with("#2 ") && reply.ends_with("alice: sure"),
+        "{reply}"
+    );
+
+    // Only the sender may edit: bob's try is refused and changes nothing.
+    bob_chat.type_line("/edit 2 hijacked").await;
+    let refused = bob_chat.line_containing("could not edit #2").await;
+    assert!(
+        refused.contains("PERMISSION_DENIED") || refused.contains("NOT_FOUND"),
+        "{refused}"
+    );
+    alice_chat.type_line("/edit 2 sure, at noon").await;
+    assert_eq!(
+        bob_chat.line_containing("edited").await,
+        "· alice edited #2: sure, at noon"
+    );
+    alice_chat
+        .line_containing("· you edited #2: sure, at noon")
+        .await;
+
+    // A reaction, shown with its count; a message never shown is named.
+    bob_chat.type_line("/react 2 👍").await;
+    assert_eq!(
+        alice_chat.line_containing("reacted").await,
+        "· bob reacted 👍 to #2 (1)"
+    );
+    bob_chat.type_line("/react 9 👍").await;
+    bob_chat
+        .line_containing("no message #9 has been shown here")
+        .await;
+    bob_chat.type_line("/react 2").await;
+    bob_chat.line_containing("usage: /react N 👍").await;
+
+    // Deleting: the other side hears of it, and the stored text is gone.
+    alice_chat.type_line("/delete 2").await;
+    assert_eq!(
+        bob_chat.line_containing("deleted").await,
+        "· alice deleted #2"
+    );
+    alice_chat.line_containing("· you deleted #2").await;
+    let out = alice.run(&["tail", "--from-start", "--count", "2"]).await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec![
+            tail_line(&chat, 1, "bob", "lunch?"),
+            tail_line(&chat, 2, "alice", ""),
+        ]
+    );
+
+    // Reopened, the history shows the tombstone, not the old text.
+    let (status, _) = alice_chat.finish().await;
+    assert!(status.success(), "{status}");
+    let mut again = open(&alice);
+    let tomb = again.line_containing("#2 ").await;
+    assert!(tomb.ends_with("alice: (deleted)"), "{tomb}");
+    for proc in [again, bob_chat] {
+        let (status, rest) = proc.finish().await;
+        assert!(status.success(), "{status}");
+        assert!(!rest.iter().any(|l| l.contains("sure")), "{rest:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_carry_the_server_message_and_a_failing_exit_code() {
     let data = TempDir::new().unwrap();
     let server = start_server(data.path(), "127.0.0.1:0".parse().unwrap()).await;

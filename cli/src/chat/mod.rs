@@ -7,7 +7,16 @@
 //! server replays the gap, so nothing is missed or shown twice) and sends
 //! the pending messages again with the same keys, so none is lost or
 //! stored twice.
+//!
+//! Messages are named by the `#seq` printed in front of them: `/reply`,
+//! `/edit`, `/delete` and `/react` act on one (see [`command`]). Edits,
+//! deletions, reactions, renames and membership changes are shown as the
+//! stream delivers them, and the stream resumes from the last change shown
+//! as well as the last message, so a change made while the connection was
+//! down is shown once when it comes back.
 
+mod changes;
+mod command;
 mod ui;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -29,6 +38,7 @@ use crate::args::ChatArgs;
 use crate::error::{CliError, code_name};
 use crate::format::{chat_line, preview};
 use crate::retry::{Backoff, is_final, is_transient};
+use command::Command;
 use ui::{Input, Ui};
 
 /// A typing=true is repeated this often while the person keeps typing, so
@@ -40,9 +50,6 @@ const TYPING_IDLE: Duration = Duration::from_secs(5);
 const CLOSE_WAIT: Duration = Duration::from_secs(30);
 /// Frames queued towards the server; a full queue waits for a reconnect.
 const OUTBOX: usize = 64;
-
-const HELP: &str = "type a message and press Enter to send it; /who lists the members; \
-/quit (or Ctrl-D) leaves; start a message with // to send a leading /";
 
 pub async fn run(ctx: &Context, args: ChatArgs) -> anyhow::Result<()> {
     let mut api = ctx.login().await?;
@@ -65,6 +72,8 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> anyhow::Result<()> {
 
     let (ui, inputs) = Ui::start("> ".into())?;
     let mut room = Room::new(&api, &chat, ui);
+    // Changes made before the history was read are already in it.
+    room.last_change = chat.last_change;
     let title = if chat.is_group {
         format!("#{}: you, {}", chat.name, room.others())
     } else {
@@ -82,6 +91,8 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> anyhow::Result<()> {
 struct Pending {
     key: String,
     content: String,
+    /// The message this one answers.
+    reply_to_id: String,
     /// Sent on the current stream, answer awaited.
     in_flight: bool,
 }
@@ -98,6 +109,12 @@ struct Room {
     names: HashMap<String, String>,
     /// Last seq shown: the resume cursor.
     last_seq: i64,
+    /// Last change shown: the other half of the cursor.
+    last_change: i64,
+    /// The ids of the messages shown, by seq, for the commands that name one.
+    ids: HashMap<i64, String>,
+    /// And their seqs by id, to name them in changes.
+    seqs: HashMap<String, i64>,
     /// Highest seq marked read on the current stream.
     read_sent: i64,
     /// Seqs of my own messages, to tell when someone has read them.
@@ -129,6 +146,9 @@ impl Room {
                 .map(|u| (u.id.clone(), u.username.clone()))
                 .collect(),
             last_seq: 0,
+            last_change: 0,
+            ids: HashMap::new(),
+            seqs: HashMap::new(),
             read_sent: 0,
             mine: BTreeSet::new(),
             read_by: HashMap::new(),
@@ -170,12 +190,18 @@ impl Room {
             m.username = self.name(&m.user_id).to_owned();
         }
         self.last_seq = m.seq;
+        self.remember(&m.id, m.seq);
         if m.user_id == self.me {
             self.mine.insert(m.seq);
         } else {
             self.typing_peers.remove(&m.user_id);
         }
         self.ui.print(chat_line(&m));
+    }
+
+    fn remember(&mut self, id: &str, seq: i64) {
+        self.ids.insert(seq, id.to_owned());
+        self.seqs.insert(id.to_owned(), seq);
     }
 
     async fn converse(
@@ -200,7 +226,7 @@ impl Room {
                     let input = input.unwrap_or(Input::Eof);
                     match input {
                         Input::Line(line) => {
-                            if let Step::Quit = self.on_line(&line, link.as_ref()) {
+                            if let Step::Quit = self.on_line(&line, link.as_ref(), api).await {
                                 closing = Some(Instant::now() + CLOSE_WAIT);
                             }
                         }
@@ -273,7 +299,7 @@ impl Room {
                 cursors: vec![ChatCursor {
                     chat_id: self.chat_id.clone(),
                     after_seq: self.last_seq,
-                    ..Default::default()
+                    after_change: Some(self.last_change),
                 }],
             })),
         };
@@ -320,26 +346,37 @@ impl Room {
         }
     }
 
-    fn on_line(&mut self, line: &str, link: Option<&Link>) -> Step {
-        let text = match line.trim() {
-            "" => return Step::Go,
-            "/quit" | "/exit" => return Step::Quit,
-            "/help" => {
-                self.ui.print(format!("· {HELP}"));
+    async fn on_line(&mut self, line: &str, link: Option<&Link>, api: &mut Api) -> Step {
+        let (text, reply_to_id) = match command::parse(line) {
+            Command::Nothing => return Step::Go,
+            Command::Quit => return Step::Quit,
+            Command::Help => {
+                self.ui.print(format!("· {}", command::HELP));
                 return Step::Go;
             }
-            "/who" => {
+            Command::Who => {
                 let who = format!("· members: {}", self.others());
                 self.ui.print(who);
                 return Step::Go;
             }
-            _ if line.starts_with("//") => &line[1..],
-            cmd if cmd.starts_with('/') => {
+            Command::Usage(usage) => {
+                self.ui.print(format!("· usage: {usage}"));
+                return Step::Go;
+            }
+            Command::Unknown(cmd) => {
                 self.ui
                     .print(format!("· unknown command {cmd}; /help lists them"));
                 return Step::Go;
             }
-            _ => line,
+            Command::Send(text) => (text, String::new()),
+            Command::Reply { seq, text } => match self.id_of(seq) {
+                Some(id) => (text, id),
+                None => return Step::Go,
+            },
+            action => {
+                self.act(api, action).await;
+                return Step::Go;
+            }
         };
         self.stop_typing(link);
         self.next_ref += 1;
@@ -348,6 +385,7 @@ impl Room {
             Pending {
                 key: uuid::Uuid::now_v7().to_string(),
                 content: text.to_owned(),
+                reply_to_id,
                 in_flight: false,
             },
         );
@@ -365,7 +403,7 @@ impl Room {
                     chat_id: self.chat_id.clone(),
                     content: p.content.clone(),
                     idempotency_key: p.key.clone(),
-                    ..Default::default()
+                    reply_to_id: p.reply_to_id.clone(),
                 })),
             };
             // A full outbox: it goes again on the next stream.
@@ -453,6 +491,7 @@ impl Room {
                     && let Some(m) = ack.message
                 {
                     self.mine.insert(m.seq);
+                    self.remember(&m.id, m.seq);
                     self.ui.print(format!("  ✓ #{}", m.seq));
                 }
                 Step::Go
@@ -535,17 +574,7 @@ impl Room {
                     self.ui.print(line);
                 }
             }
-            event::Kind::MemberChanged(c) if c.chat_id == self.chat_id => {
-                if let Some(user) = c.user {
-                    let verb = if c.joined { "joined" } else { "left" };
-                    self.ui.print(format!("· {} {verb}", user.username));
-                    if c.joined {
-                        self.names.insert(user.id, user.username);
-                    } else {
-                        self.names.remove(&user.id);
-                    }
-                }
-            }
+            event::Kind::Change(c) if c.chat_id == self.chat_id => self.on_change(c),
             event::Kind::ChatRemoved(r) if r.chat_id == self.chat_id => {
                 self.ui.print("· you are no longer a member of this chat");
                 return Step::Quit;

@@ -1,0 +1,153 @@
+//! What a line typed in the interactive chat asks for. Messages are named by
+//! the `#seq` printed in front of them.
+
+/// One typed line, understood.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Nothing typed.
+    Nothing,
+    Send(&'a str),
+    Reply {
+        seq: i64,
+        text: &'a str,
+    },
+    Edit {
+        seq: i64,
+        text: &'a str,
+    },
+    Delete {
+        seq: i64,
+    },
+    React {
+        seq: i64,
+        emoji: &'a str,
+    },
+    Unreact {
+        seq: i64,
+        emoji: &'a str,
+    },
+    Help,
+    Who,
+    Quit,
+    /// A known command written wrongly: how to write it.
+    Usage(&'static str),
+    Unknown(&'a str),
+}
+
+pub const HELP: &str = "type a message and press Enter to send it; \
+/reply N text answers message #N; /edit N text changes your message #N; \
+/delete N takes it back; /react N 👍 and /unreact N 👍 react to #N; \
+/who lists the members; /quit (or Ctrl-D) leaves; \
+start a message with // to send a leading /";
+
+pub fn parse(line: &str) -> Command<'_> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return Command::Nothing;
+    }
+    if line.starts_with("//") {
+        return Command::Send(&line[1..]);
+    }
+    if !trimmed.starts_with('/') {
+        return Command::Send(line);
+    }
+    let (name, args) = trimmed
+        .split_once(char::is_whitespace)
+        .map_or((trimmed, ""), |(n, a)| (n, a.trim_start()));
+    match name {
+        "/quit" | "/exit" => Command::Quit,
+        "/help" => Command::Help,
+        "/who" => Command::Who,
+        "/reply" => match seq_and_rest(args) {
+            Some((seq, text)) if !text.is_empty() => Command::Reply { seq, text },
+            _ => Command::Usage("/reply N text"),
+        },
+        "/edit" => match seq_and_rest(args) {
+            Some((seq, text)) if !text.is_empty() => Command::Edit { seq, text },
+            _ => Command::Usage("/edit N new text"),
+        },
+        "/delete" => match seq_and_rest(args) {
+            Some((seq, "")) => Command::Delete { seq },
+            _ => Command::Usage("/delete N"),
+        },
+        "/react" => match seq_and_rest(args) {
+            Some((seq, emoji)) if one_word(emoji) => Command::React { seq, emoji },
+            _ => Command::Usage("/react N 👍"),
+        },
+        "/unreact" => match seq_and_rest(args) {
+            Some((seq, emoji)) if one_word(emoji) => Command::Unreact { seq, emoji },
+            _ => Command::Usage("/unreact N 👍"),
+        },
+        _ => Command::Unknown(name),
+    }
+}
+
+/// `N rest` or `#N rest`: the seq and the rest (trimmed).
+fn seq_and_rest(args: &str) -> Option<(i64, &str)> {
+    let (n, rest) = args
+        .split_once(char::is_whitespace)
+        .map_or((args, ""), |(n, r)| (n, r.trim()));
+    let seq: i64 = n.strip_prefix('#').unwrap_or(n).parse().ok()?;
+    (seq > 0).then_some((seq, rest))
+}
+
+fn one_word(s: &str) -> bool {
+    !s.is_empty() && !s.contains(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_are_messages_and_a_double_slash_sends_a_leading_slash() {
+        assert_eq!(parse("hello"), Command::Send("hello"));
+        assert_eq!(parse("  "), Command::Nothing);
+        assert_eq!(parse("//etc/hosts"), Command::Send("/etc/hosts"));
+    }
+
+    #[test]
+    fn message_commands_take_a_seq_with_or_without_a_hash() {
+        assert_eq!(
+            parse("/reply 3 sure"),
+            Command::Reply {
+                seq: 3,
+                text: "sure"
+            }
+        );
+        assert_eq!(
+            parse("/edit #12 fixed  typo"),
+            Command::Edit {
+                seq: 12,
+                text: "fixed  typo"
+            }
+        );
+        assert_eq!(parse("/delete 4"), Command::Delete { seq: 4 });
+        assert_eq!(
+            parse("/react 5 👍"),
+            Command::React {
+                seq: 5,
+                emoji: "👍"
+            }
+        );
+        assert_eq!(
+            parse("/unreact 5 👍"),
+            Command::Unreact {
+                seq: 5,
+                emoji: "👍"
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_arguments_answer_how_to_write_the_command() {
+        assert_eq!(parse("/edit 3"), Command::Usage("/edit N new text"));
+        assert_eq!(parse("/edit x hi"), Command::Usage("/edit N new text"));
+        assert_eq!(parse("/delete 0"), Command::Usage("/delete N"));
+        assert_eq!(parse("/delete 2 3"), Command::Usage("/delete N"));
+        assert_eq!(parse("/react 2"), Command::Usage("/react N 👍"));
+        assert_eq!(parse("/react 2 a b"), Command::Usage("/react N 👍"));
+        assert_eq!(parse("/reply"), Command::Usage("/reply N text"));
+        assert_eq!(parse("/frobnicate"), Command::Unknown("/frobnicate"));
+    }
+}
