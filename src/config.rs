@@ -58,6 +58,16 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
 
+    /// Serve /metrics on this address (plain HTTP, no authentication: keep
+    /// it on an internal network) instead of on LISTEN_ADDR.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Whether gRPC server reflection (v1 and v1alpha) is offered, for
+    /// grpcurl and similar tools without the .proto.
+    #[arg(long, env = "REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reflection: bool,
+
     /// PostgreSQL URL. Unset: an embedded SQLite file `tidings.db` in the data dir.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,

@@ -31,6 +31,8 @@ use crate::streams::Streams;
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// METRICS_ADDR's listener and what it serves.
+    metrics: Option<(TcpListener, Router)>,
     router: Router,
     handles: Handles,
     shutdown: CancellationToken,
@@ -126,8 +128,19 @@ impl Application {
             limits: limits.clone(),
             health: health.clone(),
             max_request_bytes: config.max_request_bytes,
+            reflection: config.reflection,
         })?;
-        let router = crate::http::app(crate::http::routes(health), grpc, &config.cors_origins)?;
+        let metrics = match config.metrics_addr {
+            Some(at) => {
+                let listener = TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding METRICS_ADDR {at}"))?;
+                Some((listener, crate::http::metrics_only(health.clone())))
+            }
+            None => None,
+        };
+        let routes = crate::http::routes(health, metrics.is_none());
+        let router = crate::http::app(routes, grpc, &config.cors_origins)?;
 
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(crate::http::serve::tls_acceptor(cert, key)?),
@@ -140,6 +153,7 @@ impl Application {
         Ok(Application {
             listener,
             addr,
+            metrics,
             router,
             handles: Handles { store, hub, limits },
             shutdown,
@@ -157,6 +171,11 @@ impl Application {
         self.addr
     }
 
+    /// Where /metrics is served when METRICS_ADDR is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     pub fn handles(&self) -> Handles {
         self.handles.clone()
     }
@@ -172,6 +191,7 @@ impl Application {
         let Application {
             listener,
             addr,
+            metrics,
             router,
             handles,
             shutdown,
@@ -180,6 +200,19 @@ impl Application {
         } = self;
         let scheme = if serve.tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, %scheme, "listening (gRPC, gRPC-Web and web client)");
+        if let Some((listener, router)) = metrics {
+            let at = listener.local_addr()?;
+            tracing::info!(%at, "serving /metrics");
+            let token = shutdown.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await;
+                if let Err(err) = served {
+                    tracing::error!(%err, "the metrics listener failed");
+                }
+            });
+        }
         let token = shutdown.clone();
         let store = handles.store;
         let serve = async move {

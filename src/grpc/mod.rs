@@ -12,6 +12,7 @@ pub mod chats;
 pub mod convert;
 pub mod events;
 pub mod health;
+pub mod malformed;
 pub mod messages;
 pub mod metrics;
 pub mod status;
@@ -42,6 +43,8 @@ pub struct Parts {
     pub health: crate::health::Health,
     /// Largest accepted request message, in bytes.
     pub max_request_bytes: usize,
+    /// Whether server reflection is offered (REFLECTION).
+    pub reflection: bool,
 }
 
 /// Records the chat an RPC is about on its span.
@@ -63,6 +66,7 @@ pub fn router(parts: Parts) -> anyhow::Result<Router> {
         limits,
         health,
         max_request_bytes: limit,
+        reflection,
     } = parts;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     health::spawn_reporter(reporter, &health);
@@ -99,22 +103,24 @@ pub fn router(parts: Parts) -> anyhow::Result<Router> {
         })
         .max_decoding_message_size(limit),
     )
-    .add_service(health_service)
-    .add_service(
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tidings_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?,
-    )
-    .add_service(
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tidings_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?,
-    );
+    .add_service(health_service);
+    let routes = if reflection {
+        let described = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tidings_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        routes
+            .add_service(described().build_v1()?)
+            .add_service(described().build_v1alpha()?)
+    } else {
+        routes
+    };
     Ok(routes
         .into_axum_router()
-        // Inside gRPC-Web translation, so it sees real gRPC trailers.
+        // Inside gRPC-Web translation, so they see real gRPC trailers, and
+        // the metrics count what the client is told.
+        .layer(axum::middleware::from_fn(malformed::refuse_malformed))
         .layer(axum::middleware::from_fn(metrics::record_grpc))
         .layer(tonic_web::GrpcWebLayer::new()))
 }

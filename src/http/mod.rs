@@ -16,11 +16,23 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-/// `/healthz`, `/readyz` and `/metrics`.
-pub fn routes(health: crate::health::Health) -> Router {
-    Router::new()
+/// `/healthz` and `/readyz`, and `/metrics` unless it has a listener of
+/// its own (METRICS_ADDR).
+pub fn routes(health: crate::health::Health, with_metrics: bool) -> Router {
+    let routes = Router::new()
         .route("/healthz", axum::routing::get(health::healthz))
-        .route("/readyz", axum::routing::get(health::readyz))
+        .route("/readyz", axum::routing::get(health::readyz));
+    let routes = if with_metrics {
+        routes.route("/metrics", axum::routing::get(metrics::metrics))
+    } else {
+        routes
+    };
+    routes.with_state(health)
+}
+
+/// `/metrics` alone, for its own listener.
+pub fn metrics_only(health: crate::health::Health) -> Router {
+    Router::new()
         .route("/metrics", axum::routing::get(metrics::metrics))
         .with_state(health)
 }

@@ -71,7 +71,7 @@ impl Reply {
     }
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 5);
     out.push(0);
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -102,7 +102,7 @@ pub(crate) fn parse_trailers(block: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -167,6 +167,17 @@ impl GrpcWeb {
                 .encode(body)
                 .into_bytes(),
         };
+        self.request_body(path, body, token, mode)
+    }
+
+    /// A request with exactly `body` (framed and encoded by the caller).
+    pub fn request_body(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        token: Option<&str>,
+        mode: Mode,
+    ) -> reqwest::RequestBuilder {
         let mut builder = self
             .http
             .post(format!("{}{path}", self.base))
@@ -188,8 +199,13 @@ impl GrpcWeb {
         token: Option<&str>,
         mode: Mode,
     ) -> Reply {
-        let resp = self
-            .request(path, req, token, mode)
+        self.send(path, self.request(path, req, token, mode), mode)
+            .await
+    }
+
+    /// Sends `request` (from [`GrpcWeb::request_body`]) and reads the reply.
+    pub async fn send(&self, path: &str, request: reqwest::RequestBuilder, mode: Mode) -> Reply {
+        let resp = request
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));

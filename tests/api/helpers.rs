@@ -255,6 +255,8 @@ pub struct TestUser {
 /// A running server plus typed clients connected to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where /metrics is served when METRICS_ADDR is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: Handles,
     pub config: Config,
     pub channel: Channel,
@@ -300,6 +302,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     let running = launch(config.clone()).await;
     TestApp {
         addr: running.addr,
+        metrics_addr: running.metrics_addr,
         state: running.state,
         config,
         users: UsersServiceClient::new(running.channel.clone()),
@@ -328,6 +331,7 @@ pub fn raise_abuse_limits(config: &mut Config) {
 
 struct Running {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: Handles,
     channel: Channel,
     shutdown: CancellationToken,
@@ -339,12 +343,14 @@ async fn launch(config: Config) -> Running {
         .await
         .expect("Application::build failed");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let state = app.handles();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run());
     let channel = connect(addr).await;
     Running {
         addr,
+        metrics_addr,
         state,
         channel,
         shutdown,

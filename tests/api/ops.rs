@@ -17,6 +17,9 @@ use crate::realtime::open_events;
 
 both_backends!(
     reflection_lists_every_service,
+    reflection_can_be_switched_off,
+    made_up_method_names_share_one_label_and_do_not_grow_metrics,
+    metrics_addr_serves_metrics_on_its_own_listener_only,
     metrics_count_calls_by_method_and_code_and_deliveries,
     readyz_and_healthz_answer,
     tls_serves_native_grpc_and_grpc_web,
@@ -51,6 +54,102 @@ async fn reflection_lists_every_service(backend: Backend) {
             "{wanted} missing from {names:?}"
         );
     }
+}
+
+async fn reflection_can_be_switched_off(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.reflection = false).await;
+    let mut client = ServerReflectionClient::new(app.channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let refused = match client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+    {
+        Err(status) => status,
+        Ok(stream) => stream
+            .into_inner()
+            .message()
+            .await
+            .expect_err("no reflection answer"),
+    };
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+    // The services themselves are still there.
+    let me = app.register("noreflect").await;
+    let mut users = app.users.clone();
+    users
+        .get_me(authed(GetMeRequest {}, &me.token))
+        .await
+        .expect("GetMe works without reflection");
+}
+
+/// A gRPC-Web call with an empty message to `path`, without a token.
+async fn grpc_web_call(app: &TestApp, http: &reqwest::Client, path: &str) -> reqwest::StatusCode {
+    http.post(format!("http://{}{path}", app.addr))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(vec![0u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .expect("the server answers")
+        .status()
+}
+
+async fn made_up_method_names_share_one_label_and_do_not_grow_metrics(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let http = reqwest::Client::new();
+    let unknown = |t: &str| {
+        metric_value(
+            t,
+            "tidings_grpc_calls_total",
+            &[("method", "unknown"), ("code", "UNIMPLEMENTED")],
+        )
+    };
+    let before = scrape(&app).await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    const CALLS: usize = 40;
+    for i in 0..CALLS {
+        let service = ["UsersService", "MessagesService", "Nope"][i % 3];
+        let path = format!("/messaging.{service}/Made{tag}{i}");
+        assert_eq!(grpc_web_call(&app, &http, &path).await, 200, "{path}");
+    }
+    let after = scrape(&app).await;
+    assert!(
+        !after.contains(&format!("Made{tag}")),
+        "a made-up method name became a label"
+    );
+    // The calls the gRPC services saw (paths under a served service) are
+    // all counted under one label.
+    assert!(
+        unknown(&after) >= unknown(&before) + (CALLS * 2 / 3) as f64,
+        "made-up methods not counted as unknown: {} -> {}",
+        unknown(&before),
+        unknown(&after)
+    );
+}
+
+async fn metrics_addr_serves_metrics_on_its_own_listener_only(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let at = app.metrics_addr.expect("a metrics listener");
+    assert_ne!(at, app.addr);
+    let resp = reqwest::get(format!("http://{at}/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("tidings_"));
+    // The public port no longer answers /metrics with metrics (it is the
+    // web client's fallback there), and still serves health.
+    let public = reqwest::get(format!("http://{}/metrics", app.addr))
+        .await
+        .unwrap();
+    let body = public.text().await.unwrap();
+    assert!(!body.contains("tidings_grpc_calls_total"), "{body}");
+    let health = reqwest::get(format!("http://{}/healthz", app.addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }
 
 pub(crate) fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
