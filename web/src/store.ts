@@ -9,13 +9,16 @@
 //    by (chat, seq), so a replayed or doubly delivered message is shown once.
 //  - Sends are optimistic: a pending bubble with a client-made idempotency key,
 //    retried with the same key until the server acknowledges it.
+//  - Changes (edits, deletes, reactions, renames, members) have a per-chat
+//    cursor of their own (`changeCursor`, sent as `after_change`); see
+//    changes.ts, which applies them.
 
 import { create } from "@bufbuild/protobuf";
 import {
   ChatCursorSchema,
   type Chat,
+  type ChatChange,
   type Event,
-  type Message,
   type User,
 } from "./gen/messaging_pb";
 import {
@@ -32,29 +35,17 @@ import {
   usersApi,
 } from "./api";
 import { backoffDelay, uuid } from "./util";
+import { toMember, toMsg, type Member, type Msg } from "./model";
+import * as changes from "./changes";
 
-export interface Member {
-  id: string;
-  username: string;
-  email: string;
-}
-
-export interface Msg {
-  id: string;
-  seq: number;
-  chatId: string;
-  userId: string;
-  username: string;
-  content: string;
-  sentAt: number;
-  /** SENT, DELIVERED or READ as the server last said. */
-  status: string;
-}
+export type { Member, Msg, QuoteView, ReactionView } from "./model";
 
 export interface Pending {
   key: string;
   chatId: string;
   content: string;
+  /** The message it answers, if any. */
+  replyToId?: string;
   createdAt: number;
   state: "sending" | "retrying" | "failed";
   error?: string;
@@ -77,9 +68,21 @@ export interface ChatEntry {
   cursor: number;
   /** Whether `cursor` is meaningful (the chat is known to the stream). */
   hasCursor: boolean;
+  /** Resume point for the chat's changes: the highest change_seq seen. */
+  changeCursor: number;
+  /** Whether `changeCursor` is meaningful (unset: changes start live). */
+  hasChangeCursor: boolean;
+  /** Changes received in this session (a counter), and the last of them,
+   * to apply again to a page that was in flight meanwhile. */
+  changeCount: number;
+  recent: { n: number; c: ChatChange }[];
+  /** A group room's owner ("" for a direct chat). */
+  ownerId: string;
   /** `unread` accounts for messages up to this seq. */
   countedSeq: number;
   unread: number;
+  /** Unread messages that mention the caller. */
+  mentions: number;
   /** The caller's read watermark as the server knows it. */
   readSeq: number;
   /** Highest seq a MarkRead was sent for. */
@@ -87,6 +90,8 @@ export interface ChatEntry {
   activity: number;
   rank: number;
   messages: Map<number, Msg>;
+  /** Message id to seq, for the changes (which name messages by id). */
+  byId: Map<string, number>;
   sorted: Msg[] | null;
   history: "none" | "loading" | "loaded" | "error";
   historyError: string;
@@ -122,23 +127,6 @@ const PAGE = 50;
 
 const STATUS_RANK: Record<string, number> = { SENT: 0, DELIVERED: 1, READ: 2 };
 
-function toMember(u: User): Member {
-  return { id: u.id, username: u.username, email: u.email };
-}
-
-function toMsg(m: Message): Msg {
-  return {
-    id: m.id,
-    seq: Number(m.seq),
-    chatId: m.chatId,
-    userId: m.userId,
-    username: m.username,
-    content: m.content,
-    sentAt: tsToMs(m.sentAt) || Date.now(),
-    status: m.status || "SENT",
-  };
-}
-
 function newEntry(id: string): ChatEntry {
   return {
     id,
@@ -150,13 +138,20 @@ function newEntry(id: string): ChatEntry {
     lastSeq: 0,
     cursor: 0,
     hasCursor: false,
+    changeCursor: 0,
+    hasChangeCursor: false,
+    changeCount: 0,
+    recent: [],
+    ownerId: "",
     countedSeq: 0,
     unread: 0,
+    mentions: 0,
     readSeq: 0,
     markedSeq: 0,
     activity: 0,
     rank: 0,
     messages: new Map(),
+    byId: new Map(),
     sorted: null,
     history: "none",
     historyError: "",
@@ -242,7 +237,8 @@ export class Store {
     return () => this.listeners.delete(fn);
   }
 
-  private changed(): void {
+  /** Tells the UI to re-render (batched). */
+  changed(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     queueMicrotask(() => {
@@ -303,7 +299,7 @@ export class Store {
     this.changed();
   }
 
-  private expired(): void {
+  expired(): void {
     if (this.session) this.logout("Your session has expired. Please log in again.");
   }
 
@@ -363,7 +359,14 @@ export class Store {
   private cursors() {
     const out = [];
     for (const e of this.chats.values()) {
-      if (e.hasCursor) out.push(create(ChatCursorSchema, { chatId: e.id, afterSeq: BigInt(e.cursor) }));
+      if (!e.hasCursor) continue;
+      out.push(
+        create(ChatCursorSchema, {
+          chatId: e.id,
+          afterSeq: BigInt(e.cursor),
+          afterChange: e.hasChangeCursor ? BigInt(e.changeCursor) : undefined,
+        }),
+      );
     }
     return out;
   }
@@ -489,6 +492,9 @@ export class Store {
         e.members = m.joined ? [...others, toMember(m.user)] : others;
         break;
       }
+      case "change":
+        changes.applyChange(this, k.value);
+        break;
       case "heartbeat":
       default:
         return; // nothing visible changes
@@ -571,7 +577,14 @@ export class Store {
     e.name = c.name;
     e.isGroup = c.isGroup;
     e.members = c.members.map(toMember);
+    e.ownerId = c.ownerId;
     e.createdAt = tsToMs(c.createdAt);
+    if (!e.hasChangeCursor) {
+      // As `cursor`: newer changes come on the stream. Never moved up from
+      // a snapshot once set: changes up to it may still be on their way.
+      e.changeCursor = Number(c.lastChange);
+      e.hasChangeCursor = true;
+    }
     e.rank = rank;
     const snapLast = Number(c.lastSeq);
     const last = c.lastMessage && c.lastMessage.id ? toMsg(c.lastMessage) : null;
@@ -580,11 +593,13 @@ export class Store {
     e.readSeq = Math.max(e.readSeq, Number(c.readSeq));
     if (snapLast >= e.countedSeq) {
       e.unread = c.unreadCount;
+      e.mentions = c.unreadMentions;
       e.countedSeq = snapLast;
     } else {
       e.unread = c.unreadCount + this.countFromOthers(e, snapLast, e.countedSeq);
+      e.mentions = c.unreadMentions + this.countFromOthers(e, snapLast, e.countedSeq, true);
     }
-    if (e.readSeq >= e.lastSeq) e.unread = 0;
+    if (e.readSeq >= e.lastSeq) e.unread = e.mentions = 0;
     e.activity = Math.max(e.activity, e.lastMessage?.sentAt ?? 0, e.createdAt);
     return e;
   }
@@ -697,6 +712,7 @@ export class Store {
     if (m.seq > e.countedSeq) {
       if (m.userId !== this.me && m.seq > e.readSeq && !this.isReading(e)) {
         e.unread++;
+        if (m.mentions.includes(this.me)) e.mentions++;
         if (this.openChatId !== e.id) {
           this.announcement = `New message from ${m.username || "someone"}: ${m.content.slice(0, 80)}`;
         }
@@ -708,6 +724,7 @@ export class Store {
 
   private insert(e: ChatEntry, m: Msg): void {
     e.messages.set(m.seq, m);
+    e.byId.set(m.id, m.seq);
     e.sorted = null;
     // Sending moves the sender's own watermarks up to the message (the server
     // does so without a Receipt event): they have seen everything before it.
@@ -731,17 +748,22 @@ export class Store {
   }
 
   /** Messages from others with from < seq <= to that are not read. */
-  private countFromOthers(e: ChatEntry, from: number, to: number): number {
+  private countFromOthers(e: ChatEntry, from: number, to: number, mentioning = false): number {
     let n = 0;
     for (const m of e.messages.values()) {
-      if (m.seq > from && m.seq <= to && m.seq > e.readSeq && m.userId !== this.me) n++;
+      if (m.seq > from && m.seq <= to && m.seq > e.readSeq && m.userId !== this.me) {
+        if (!mentioning || m.mentions.includes(this.me)) n++;
+      }
     }
     return n;
   }
 
   private recountUnread(e: ChatEntry): void {
-    if (e.readSeq >= e.countedSeq) e.unread = 0;
-    else if (e.history === "loaded") e.unread = this.countFromOthers(e, e.readSeq, e.countedSeq);
+    if (e.readSeq >= e.countedSeq) e.unread = e.mentions = 0;
+    else if (e.history === "loaded") {
+      e.unread = this.countFromOthers(e, e.readSeq, e.countedSeq);
+      e.mentions = this.countFromOthers(e, e.readSeq, e.countedSeq, true);
+    }
   }
 
   /** The chat's messages in seq order. */
@@ -790,9 +812,11 @@ export class Store {
       e.historyError = "";
       this.changed();
     }
+    const mark = e.changeCount;
     try {
       const r = await messagesApi.listMessages({ chatId: e.id, limit: PAGE }, { timeoutMs: CALL_TIMEOUT_MS });
       const page = r.messages.map(toMsg);
+      const fresh = new Set<string>();
       if (page.length) {
         const min = Math.min(...page.map((m) => m.seq));
         const have = this.messagesOf(e);
@@ -805,9 +829,15 @@ export class Store {
       }
       for (const m of page) {
         const existing = e.messages.get(m.seq);
-        if (existing) this.upgradeStatus(e, existing, m.status);
-        else this.insert(e, m);
+        if (existing) {
+          this.upgradeStatus(e, existing, m.status);
+          changes.mergeFresh(e, existing, m);
+        } else {
+          this.insert(e, m);
+          fresh.add(m.id);
+        }
       }
+      changes.reapplyRecent(this, e, mark, fresh);
       e.history = "loaded";
       this.recountUnread(e);
     } catch (err) {
@@ -829,12 +859,19 @@ export class Store {
     e.olderLoading = true;
     e.olderError = "";
     this.changed();
+    const mark = e.changeCount;
     try {
       const r = await messagesApi.listMessages(
         { chatId: e.id, beforeSeq: BigInt(before), limit: PAGE },
         { timeoutMs: CALL_TIMEOUT_MS },
       );
-      for (const m of r.messages.map(toMsg)) if (!e.messages.has(m.seq)) this.insert(e, m);
+      const fresh = new Set<string>();
+      for (const m of r.messages.map(toMsg)) {
+        if (e.messages.has(m.seq)) continue;
+        this.insert(e, m);
+        fresh.add(m.id);
+      }
+      changes.reapplyRecent(this, e, mark, fresh);
     } catch (err) {
       const x = asConnectError(err);
       if (x.code === Code.Unauthenticated) return this.expired();
@@ -884,8 +921,8 @@ export class Store {
   scheduleMarkRead(): void {
     const e = this.openEntry();
     if (!e || !this.isReading(e)) return;
-    if (e.unread > 0) {
-      e.unread = 0; // the badge clears at once; the server follows
+    if (e.unread > 0 || e.mentions > 0) {
+      e.unread = e.mentions = 0; // the badge clears at once; the server follows
       this.changed();
     }
     clearTimeout(this.markTimer);
@@ -902,7 +939,7 @@ export class Store {
       const r = await messagesApi.markRead({ chatId: e.id, seq: BigInt(seq) }, { timeoutMs: CALL_TIMEOUT_MS });
       e.readSeq = Math.max(e.readSeq, Number(r.readSeq));
       this.recountUnread(e);
-      if (this.openChatId === e.id) e.unread = 0;
+      if (this.openChatId === e.id) e.unread = e.mentions = 0;
       this.changed();
     } catch (err) {
       const x = asConnectError(err);
@@ -958,11 +995,12 @@ export class Store {
 
   // ---- sending -------------------------------------------------------------
 
-  send(chatId: string, content: string): void {
+  /** `replyToId`: the message of this chat it answers. */
+  send(chatId: string, content: string, replyToId?: string): void {
     const e = this.chats.get(chatId);
     if (!e) return;
     this.typing(chatId, false);
-    e.pending.push({ key: uuid(), chatId, content, createdAt: Date.now(), state: "sending", attempt: 0 });
+    e.pending.push({ key: uuid(), chatId, content, replyToId, createdAt: Date.now(), state: "sending", attempt: 0 });
     this.saveOutbox();
     this.changed();
     this.pumpSends(e);
@@ -1002,7 +1040,7 @@ export class Store {
           if (!p) break;
           try {
             const r = await messagesApi.sendMessage(
-              { chatId: e.id, content: p.content, idempotencyKey: p.key },
+              { chatId: e.id, content: p.content, idempotencyKey: p.key, replyToId: p.replyToId ?? "" },
               { timeoutMs: CALL_TIMEOUT_MS },
             );
             e.pending = e.pending.filter((x) => x !== p);
@@ -1041,16 +1079,47 @@ export class Store {
     })();
   }
 
+  // ---- changing messages and rooms (see changes.ts) ------------------------
+
+  /** Rejects with an Error whose message is a sentence for the person. */
+  edit(chatId: string, messageId: string, content: string): Promise<void> {
+    return changes.editMessage(this, chatId, messageId, content);
+  }
+
+  deleteMessage(chatId: string, messageId: string): Promise<void> {
+    return changes.deleteMessage(this, chatId, messageId);
+  }
+
+  toggleReaction(chatId: string, messageId: string, emoji: string): Promise<void> {
+    return changes.toggleReaction(this, chatId, messageId, emoji);
+  }
+
+  rename(chatId: string, name: string): Promise<void> {
+    return changes.renameChat(this, chatId, name);
+  }
+
+  removeMember(chatId: string, userId: string): Promise<void> {
+    return changes.removeMember(this, chatId, userId);
+  }
+
+  /** A loaded message of the chat, by id. */
+  messageById(e: ChatEntry, id: string): Msg | undefined {
+    const seq = e.byId.get(id);
+    const m = seq === undefined ? undefined : e.messages.get(seq);
+    return m && m.id === id ? m : undefined;
+  }
+
   private saveOutbox(): void {
     if (!this.session) return;
     const all: Pending[] = [];
     for (const e of this.chats.values()) all.push(...e.pending);
     const key = OUTBOX_PREFIX + this.session.user.id;
     if (all.length) {
-      const slim = all.map(({ key, chatId, content, createdAt, state, error }) => ({
+      const slim = all.map(({ key, chatId, content, replyToId, createdAt, state, error }) => ({
         key,
         chatId,
         content,
+        replyToId,
         createdAt,
         state,
         error,

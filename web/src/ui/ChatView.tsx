@@ -1,17 +1,37 @@
-import { memo } from "preact/compat";
-import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { store, type ChatEntry, type Msg, type Pending, type Tick } from "../store";
-import { MAX_MESSAGE_CHARS, charCount, formatDay, formatFull, formatTime, sameDay } from "../util";
-import { Avatar, Spinner, Ticks } from "./common";
-import { GroupInfoDialog } from "./Dialogs";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
+import { canDelete, lastEditable } from "../changes";
+import { store, type ChatEntry, type Member, type Msg, type Pending, type QuoteView, type Tick } from "../store";
+import { formatDay, sameDay } from "../util";
+import { Avatar, Spinner } from "./common";
+import { Composer } from "./Composer";
+import { ConfirmDialog, GroupInfoDialog } from "./Dialogs";
+import { Bubble, PendingBubble, type MessageActions } from "./Message";
 import { chatTitle, closeChatRoute, peerOf, presenceOf } from "./Messenger";
-
-/** Drafts survive switching between chats. */
-const drafts = new Map<string, string>();
 
 export function ChatView({ chatId }: { chatId: string }) {
   const e = store.chats.get(chatId);
   const [info, setInfo] = useState(false);
+  const [replyId, setReplyId] = useState<string | null>(null);
+  const [editId, setEditId] = useState<string | null>(null);
+  const [toDelete, setToDelete] = useState<Msg | null>(null);
+  const [actionError, setActionError] = useState("");
+  const listRef = useRef<HTMLDivElement>(null);
+
+  // Stable for the memoised bubbles: only state setters and refs inside.
+  const actions = useMemo<MessageActions>(
+    () => ({
+      reply: (m) => (setEditId(null), setReplyId(m.id)),
+      edit: (m) => (setReplyId(null), setEditId(m.id)),
+      remove: (m) => setToDelete(m),
+      react: (m, emoji) => {
+        setActionError("");
+        store.toggleReaction(chatId, m.id, emoji).catch((err: Error) => setActionError(err.message));
+      },
+      jumpTo: (id) => jumpTo(listRef.current, id, setActionError),
+    }),
+    [chatId],
+  );
+
   if (!e || e.stub) {
     return (
       <section class="chat chat-missing">
@@ -61,7 +81,15 @@ export function ChatView({ chatId }: { chatId: string }) {
           </button>
         )}
       </header>
-      <MessageList e={e} title={title} />
+      <MessageList e={e} title={title} actions={actions} listRef={listRef} />
+      {actionError && (
+        <p class="action-error" role="alert" data-testid="action-error">
+          <span>{actionError}</span>
+          <button class="link" type="button" onClick={() => setActionError("")}>
+            Dismiss
+          </button>
+        </p>
+      )}
       <div class="typing-line" aria-live="polite" data-testid="typing">
         {typing.length > 0 && (
           <span>
@@ -74,10 +102,64 @@ export function ChatView({ chatId }: { chatId: string }) {
           </span>
         )}
       </div>
-      <Composer e={e} />
+      <Composer
+        e={e}
+        editing={(editId && live(store.messageById(e, editId))) || null}
+        replyTo={(replyId && live(store.messageById(e, replyId))) || null}
+        onEditLast={() => {
+          const m = lastEditable(store.messagesOf(e), store.me);
+          if (m) actions.edit(m);
+        }}
+        onDoneEditing={() => setEditId(null)}
+        onCancelReply={() => setReplyId(null)}
+        onError={setActionError}
+      />
       {info && <GroupInfoDialog e={e} onClose={() => setInfo(false)} />}
+      {toDelete && (
+        <ConfirmDialog
+          title="Delete message?"
+          confirm="Delete"
+          onClose={() => setToDelete(null)}
+          onConfirm={async () => {
+            const m = toDelete;
+            setActionError("");
+            if (editId === m.id) setEditId(null);
+            if (replyId === m.id) setReplyId(null);
+            await store.deleteMessage(e.id, m.id);
+          }}
+        >
+          <p>
+            {describeMsg(toDelete)} will be replaced by “Message deleted” for everyone in this chat.
+          </p>
+        </ConfirmDialog>
+      )}
     </section>
   );
+}
+
+/** A message that is still there (not deleted). */
+function live(m: Msg | undefined): Msg | undefined {
+  return m && !m.deletedAt ? m : undefined;
+}
+
+function describeMsg(msg: Msg): string {
+  const who = msg.userId === store.me ? "Your message" : `${msg.username}’s message`;
+  const text = msg.content.length > 60 ? `${msg.content.slice(0, 60)}…` : msg.content;
+  return `${who} “${text}”`;
+}
+
+/** Brings the message `id` into view and flashes it, if it is loaded. */
+function jumpTo(list: HTMLElement | null, id: string, onError: (s: string) => void): void {
+  const el = list?.querySelector<HTMLElement>(`[data-message-id="${CSS.escape(id)}"]`);
+  if (!el) {
+    onError("The original message is not loaded. Scroll up to find it.");
+    return;
+  }
+  const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  el.scrollIntoView({ block: "center", behavior: smooth ? "smooth" : "auto" });
+  el.focus({ preventScroll: true });
+  el.dataset.flash = "true";
+  setTimeout(() => delete el.dataset.flash, 2000);
 }
 
 function BackButton() {
@@ -92,8 +174,8 @@ function BackButton() {
 
 type Row =
   | { kind: "day"; key: string; at: number }
-  | { kind: "msg"; key: string; m: Msg; own: boolean; tick: Tick | null; showName: boolean; tail: boolean }
-  | { kind: "pending"; key: string; p: Pending };
+  | { kind: "msg"; key: string; m: Msg; own: boolean; tick: Tick | null; showName: boolean; tail: boolean; canDelete: boolean }
+  | { kind: "pending"; key: string; p: Pending; quote: QuoteView | null };
 
 function buildRows(e: ChatEntry): Row[] {
   const rows: Row[] = [];
@@ -114,6 +196,7 @@ function buildRows(e: ChatEntry): Row[] {
       tick: own ? store.tickOf(e, m) : null,
       showName: e.isGroup && !own && firstOfRun,
       tail: lastOfRun,
+      canDelete: canDelete(e, store.me, m),
     });
     prev = m;
   }
@@ -121,13 +204,24 @@ function buildRows(e: ChatEntry): Row[] {
   if (pending.length && (!prev || !sameDay(prev.sentAt, Date.now()))) {
     rows.push({ kind: "day", key: "dpending", at: pending[0].createdAt });
   }
-  for (const p of pending) rows.push({ kind: "pending", key: `p${p.key}`, p });
+  for (const p of pending) rows.push({ kind: "pending", key: `p${p.key}`, p, quote: quoteOf(e, p.replyToId) });
   return rows;
 }
 
-function MessageList({ e, title }: { e: ChatEntry; title: string }) {
-  const ref = useRef<HTMLDivElement>(null);
+/** The quote a pending reply will carry, from the message it answers. */
+function quoteOf(e: ChatEntry, id: string | undefined): QuoteView | null {
+  if (!id) return null;
+  const m = store.messageById(e, id);
+  if (!m) return { messageId: id, userId: "", username: "", excerpt: "", deleted: false };
+  return { messageId: id, userId: m.userId, username: m.username, excerpt: m.content.slice(0, 200), deleted: m.deletedAt > 0 };
+}
+
+function MessageList(props: { e: ChatEntry; title: string; actions: MessageActions; listRef: { current: HTMLDivElement | null } }) {
+  const { e, title, actions } = props;
+  const ref = props.listRef;
   const rows = buildRows(e);
+  const members = e.members;
+  const names = useMemo(() => new Map<string, Member>(members.map((x) => [x.username.toLowerCase(), x])), [members]);
   const firstKey = rows.find((r) => r.kind !== "day")?.key ?? "";
   const lastRow = rows[rows.length - 1];
   const lastKey = lastRow?.key ?? "";
@@ -204,138 +298,13 @@ function MessageList({ e, title }: { e: ChatEntry; title: string }) {
               <span>{formatDay(r.at)}</span>
             </li>
           ) : r.kind === "msg" ? (
-            <Bubble key={r.key} m={r.m} own={r.own} tick={r.tick} showName={r.showName} tail={r.tail} />
+            <Bubble key={r.key} m={r.m} own={r.own} tick={r.tick} showName={r.showName} tail={r.tail} canDelete={r.canDelete} names={names} actions={actions} />
           ) : (
-            <PendingBubble key={r.key} p={r.p} />
+            <PendingBubble key={r.key} p={r.p} quote={r.quote} />
           ),
         )}
       </ol>
       </div>
     </div>
-  );
-}
-
-const Bubble = memo(function Bubble(props: { m: Msg; own: boolean; tick: Tick | null; showName: boolean; tail: boolean }) {
-  const { m, own, tick, showName, tail } = props;
-  return (
-    <li class={`msg ${own ? "own" : "other"}${tail ? " tail" : ""}`} data-testid="message" data-seq={m.seq} data-own={String(own)}>
-      <div class="bubble">
-        {showName && <span class="author">{m.username}</span>}
-        <span class="sr-only">{own ? "You" : m.username}: </span>
-        <p class="text" data-testid="message-text">
-          {m.content}
-        </p>
-        <span class="meta">
-          <time dateTime={new Date(m.sentAt).toISOString()} title={formatFull(m.sentAt)}>
-            {formatTime(m.sentAt)}
-          </time>
-          {tick && <Ticks tick={tick} />}
-        </span>
-      </div>
-    </li>
-  );
-});
-
-function PendingBubble({ p }: { p: Pending }) {
-  const failed = p.state === "failed";
-  return (
-    <li class={`msg own tail pending${failed ? " failed" : ""}`} data-testid="message" data-pending="true" data-own="true">
-      <div class="bubble">
-        <span class="sr-only">You: </span>
-        <p class="text" data-testid="message-text">
-          {p.content}
-        </p>
-        <span class="meta">
-          <time dateTime={new Date(p.createdAt).toISOString()}>{formatTime(p.createdAt)}</time>
-          <Ticks tick={failed ? "failed" : "sending"} />
-        </span>
-      </div>
-      {failed && (
-        <div class="failed-line" role="alert">
-          <span>Not sent: {p.error}</span>
-          <button class="link" type="button" onClick={() => store.retry(p.chatId, p.key)}>
-            Retry
-          </button>
-          <button class="link" type="button" onClick={() => store.discard(p.chatId, p.key)}>
-            Delete
-          </button>
-        </div>
-      )}
-    </li>
-  );
-}
-
-function Composer({ e }: { e: ChatEntry }) {
-  const [text, setText] = useState(drafts.get(e.id) ?? "");
-  const ref = useRef<HTMLTextAreaElement>(null);
-  const count = charCount(text);
-  const left = MAX_MESSAGE_CHARS - count;
-  const blank = text.trim().length === 0;
-  const canSend = !blank && left >= 0;
-
-  useEffect(() => {
-    // Desktop: ready to type on opening a chat. Phones keep the keyboard down.
-    if (window.matchMedia("(min-width: 761px)").matches) ref.current?.focus();
-    autosize();
-  }, [e.id]);
-
-  function autosize() {
-    const t = ref.current;
-    if (!t) return;
-    t.style.height = "auto";
-    t.style.height = `${Math.min(t.scrollHeight, 160)}px`;
-  }
-
-  function update(v: string) {
-    setText(v);
-    drafts.set(e.id, v);
-    autosize();
-  }
-
-  function submit(ev?: Event) {
-    ev?.preventDefault();
-    if (!canSend) return;
-    store.send(e.id, text);
-    drafts.delete(e.id);
-    setText("");
-    queueMicrotask(autosize);
-    ref.current?.focus();
-  }
-
-  return (
-    <form class="composer" onSubmit={submit}>
-      <label for="composer-input" class="sr-only">
-        Message
-      </label>
-      <textarea
-        id="composer-input"
-        ref={ref}
-        rows={1}
-        placeholder="Message"
-        value={text}
-        aria-describedby="composer-count composer-help"
-        aria-invalid={left < 0 ? "true" : undefined}
-        data-testid="composer"
-        onInput={(ev) => {
-          update(ev.currentTarget.value);
-          store.typing(e.id, ev.currentTarget.value.length > 0);
-        }}
-        onKeyDown={(ev) => {
-          if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) submit(ev);
-        }}
-        onBlur={() => store.typing(e.id, false)}
-      />
-      <span id="composer-help" class="sr-only">
-        Enter sends, Shift+Enter starts a new line.
-      </span>
-      <span id="composer-count" class={`count${left < 0 ? " over" : left < 200 ? " near" : ""}`} data-testid="composer-count" aria-label={`${left} characters left`}>
-        {left}
-      </span>
-      <button class="send" type="submit" disabled={!canSend} aria-label="Send" title="Send">
-        <svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">
-          <path d="M3.4 20.4l17.5-7.5a1 1 0 0 0 0-1.8L3.4 3.6a.5.5 0 0 0-.7.6L5 11l9 1-9 1-2.3 6.8a.5.5 0 0 0 .7.6z" fill="currentColor" />
-        </svg>
-      </button>
-    </form>
   );
 }

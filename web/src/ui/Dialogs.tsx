@@ -1,7 +1,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { Code, asConnectError, describe, fieldOf } from "../api";
-import { store, type ChatEntry } from "../store";
+import { store, type ChatEntry, type Member } from "../store";
 import { Avatar } from "./common";
 
 /** A modal <dialog>: the browser traps focus, Escape closes it, and focus
@@ -38,6 +38,51 @@ function Modal(props: { title: string; onClose: () => void; children: ComponentC
         {props.children}
       </div>
     </dialog>
+  );
+}
+
+/** "Are you sure?" for an action that cannot be undone; stays open with
+ * the error if the action fails. */
+export function ConfirmDialog(props: {
+  title: string;
+  confirm: string;
+  children: ComponentChildren;
+  onConfirm: () => Promise<void>;
+  onClose: () => void;
+}) {
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const ok = useRef<HTMLButtonElement>(null);
+  useEffect(() => ok.current?.focus(), []);
+  async function run() {
+    if (busy) return;
+    setBusy(true);
+    setError("");
+    try {
+      await props.onConfirm();
+      props.onClose();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : describe(err));
+      setBusy(false);
+    }
+  }
+  return (
+    <Modal title={props.title} labelId="confirm-title" onClose={props.onClose}>
+      <div data-testid="confirm-dialog">
+        {props.children}
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+        <div class="modal-actions">
+          <button class="secondary" type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button ref={ok} class="danger" type="button" disabled={busy} onClick={run} data-testid="confirm-ok">
+            {props.confirm}
+          </button>
+        </div>
+      </div>
+    </Modal>
   );
 }
 
@@ -179,6 +224,25 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
   const [emails, setEmails] = useState("");
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
+  const [name, setName] = useState(e.name);
+  const [toRemove, setToRemove] = useState<Member | null>(null);
+  const owner = e.ownerId !== "" && e.ownerId === store.me;
+
+  async function rename(ev: Event) {
+    ev.preventDefault();
+    const n = name.trim();
+    if (!n) return setError("Give the group a name.");
+    if ([...n].length > 50) return setError("Group names have at most 50 characters.");
+    if (n === e.name) return;
+    setBusy(true);
+    setError("");
+    try {
+      await store.rename(e.id, n);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+    setBusy(false);
+  }
 
   async function add(ev: Event) {
     ev.preventDefault();
@@ -210,19 +274,62 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
 
   return (
     <Modal title={e.name || "Group"} labelId="group-info-title" onClose={onClose}>
+      {owner && (
+        <form class="rename-form" onSubmit={rename} noValidate>
+          <div class="field">
+            <label for="rename-group">Group name</label>
+            <input
+              id="rename-group"
+              maxLength={50}
+              value={name}
+              onInput={(ev) => setName(ev.currentTarget.value)}
+              aria-describedby="group-info-error"
+              data-testid="rename-input"
+            />
+          </div>
+          <button class="secondary" type="submit" disabled={busy || name.trim() === e.name} data-testid="rename-save">
+            Rename
+          </button>
+        </form>
+      )}
       <h3 class="modal-sub">{e.members.length} members</h3>
       <ul class="member-list">
         {e.members.map((m) => (
-          <li key={m.id}>
+          <li key={m.id} data-testid="member" data-user-id={m.id} data-username={m.username}>
             <Avatar name={m.username} size="sm" online={m.id === store.me ? null : store.presenceOf(m.id)} />
             <span>
               {m.username}
               {m.id === store.me && " (you)"}
+              {m.id === e.ownerId && <span class="owner-tag"> owner</span>}
             </span>
             <span class="muted small">{m.email}</span>
+            {owner && m.id !== store.me && (
+              <button
+                class="link danger-link member-remove"
+                type="button"
+                data-testid="member-remove"
+                aria-label={`Remove ${m.username} from the group`}
+                disabled={busy}
+                onClick={() => setToRemove(m)}
+              >
+                Remove
+              </button>
+            )}
           </li>
         ))}
       </ul>
+      {toRemove && (
+        <ConfirmDialog
+          title={`Remove ${toRemove.username}?`}
+          confirm="Remove"
+          onClose={() => setToRemove(null)}
+          onConfirm={() => store.removeMember(e.id, toRemove.id)}
+        >
+          <p>
+            {toRemove.username} will no longer see “{e.name}” or its new messages.
+          </p>
+        </ConfirmDialog>
+      )}
       <form onSubmit={add} noValidate>
         <div class="field">
           <label for="add-members">Add people by email</label>

@@ -186,7 +186,7 @@ function ChatItem({ e, active }: { e: ChatEntry; active: boolean }) {
   const typing = store.typingNames(e);
   let preview = "";
   if (typing.length) preview = e.isGroup ? `${typing[0]} is typing…` : "typing…";
-  else if (last) preview = `${own ? "You: " : e.isGroup ? `${last.username}: ` : ""}${last.content}`;
+  else if (last) preview = `${own ? "You: " : e.isGroup ? `${last.username}: ` : ""}${last.deletedAt ? "Message deleted" : last.content}`;
   else preview = e.isGroup ? `${e.members.length} members` : "No messages yet";
   const time = formatListTime(last?.sentAt ?? e.createdAt);
   return (
@@ -211,6 +211,11 @@ function ChatItem({ e, active }: { e: ChatEntry; active: boolean }) {
               {own && !typing.length && <Ticks tick={store.tickOf(e, last!)} />}
               {preview}
             </span>
+            {e.mentions > 0 && (
+              <span class="badge mention-badge" data-testid="mention-badge" aria-label={`${e.mentions} ${e.mentions === 1 ? "mention" : "mentions"} of you`} title="You were mentioned">
+                @
+              </span>
+            )}
             {e.unread > 0 && (
               <span class="badge" data-testid="unread" aria-label={`${e.unread} unread`}>
                 {e.unread > 99 ? "99+" : e.unread}
