@@ -186,6 +186,26 @@ pub struct Config {
     #[arg(long, env = "AUTH_BURST", default_value_t = 10)]
     pub auth_burst: u32,
 
+    /// Rooms made or added to per minute per user (CreateChat and
+    /// AddMembers calls together), sustained. 0: no limit.
+    #[arg(long, env = "ROOM_RATE", default_value_t = 20)]
+    pub room_rate: u32,
+
+    /// CreateChat / AddMembers calls one user may make at once before
+    /// ROOM_RATE applies.
+    #[arg(long, env = "ROOM_BURST", default_value_t = 10)]
+    pub room_burst: u32,
+
+    /// People looked up by e-mail per minute per user (each address in
+    /// CreateChat's email / member_emails and AddMembers' member_emails
+    /// counts one), sustained. 0: no limit.
+    #[arg(long, env = "LOOKUP_RATE", default_value_t = 30)]
+    pub lookup_rate: u32,
+
+    /// E-mail look-ups one user may make at once before LOOKUP_RATE applies.
+    #[arg(long, env = "LOOKUP_BURST", default_value_t = 30)]
+    pub lookup_burst: u32,
+
     /// Open streams per user on this server (Subscribe, Session and
     /// SubscribeToChat together); one more is refused. 0: no limit.
     #[arg(long, env = "MAX_STREAMS_PER_USER", default_value_t = 64)]

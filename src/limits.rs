@@ -1,5 +1,7 @@
-//! Abuse limits: per-user send and typing rates, a per-IP rate for the
-//! password RPCs (CreateUser, Login) and a cap on open streams per user.
+//! Abuse limits: per-user send and typing rates, per-user rates for making
+//! rooms (CreateChat, AddMembers) and for looking people up by e-mail, a
+//! per-IP rate for the password RPCs (CreateUser, Login) and a cap on open
+//! streams per user.
 //! Transport-free: the gRPC layer says who the caller is and where they
 //! come from, and turns a refusal into a status.
 //!
@@ -42,6 +44,8 @@ struct Inner {
     send: Option<Rate<String>>,
     typing: Option<Rate<String>>,
     auth: Option<Rate<IpAddr>>,
+    rooms: Option<Rate<String>>,
+    lookups: Option<Rate<String>>,
     /// 0: no cap.
     max_streams: usize,
     streams: Mutex<HashMap<String, usize>>,
@@ -72,6 +76,21 @@ impl<K: std::hash::Hash + Eq + Clone> Rate<K> {
         self.limiter
             .check_key(key)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// `n` at once: Ok, or how long until they are allowed (`None`: never,
+    /// more than the burst).
+    fn check_n(&self, key: &K, n: u32) -> Result<(), Option<Duration>> {
+        let Some(n) = NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        match self.limiter.check_key_n(key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(Some(
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )),
+            Err(_) => Err(None),
+        }
     }
 
     fn sweep(&self) {
@@ -138,6 +157,18 @@ impl Limits {
                     config.auth_burst,
                     "sign-ups and logins",
                 ),
+                rooms: Rate::new(
+                    Per::Minute,
+                    config.room_rate,
+                    config.room_burst,
+                    "rooms made or added to",
+                ),
+                lookups: Rate::new(
+                    Per::Minute,
+                    config.lookup_rate,
+                    config.lookup_burst,
+                    "e-mail look-ups",
+                ),
                 max_streams: config.max_streams_per_user,
                 streams: Mutex::new(HashMap::new()),
             }),
@@ -164,6 +195,32 @@ impl Limits {
         i.send.iter().for_each(Rate::sweep);
         i.typing.iter().for_each(Rate::sweep);
         i.auth.iter().for_each(Rate::sweep);
+        i.rooms.iter().for_each(Rate::sweep);
+        i.lookups.iter().for_each(Rate::sweep);
+    }
+
+    /// One CreateChat or AddMembers call by `user`, looking up `emails`
+    /// people by e-mail.
+    pub fn rooms(&self, user: &str, emails: usize) -> Result<(), Limited> {
+        if let Some(rate) = &self.inner.rooms {
+            rate.check(&user.to_owned())
+                .map_err(|wait| Limited::rate("room", "per user", &rate.what, wait))?;
+        }
+        let Some(rate) = &self.inner.lookups else {
+            return Ok(());
+        };
+        let n = u32::try_from(emails).unwrap_or(u32::MAX);
+        rate.check_n(&user.to_owned(), n).map_err(|wait| match wait {
+            Some(wait) => Limited::rate("lookup", "per user", &rate.what, wait),
+            None => Limited::new(
+                "lookup",
+                format!(
+                    "lookup rate limit: at most {} per user; {emails} e-mail addresses in one call is more than that",
+                    rate.what
+                ),
+                None,
+            ),
+        })
     }
 
     /// One message sent by `user` (SendMessage, or a Session `send` frame).

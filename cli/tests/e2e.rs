@@ -67,6 +67,8 @@ async fn start_server(data_dir: &Path, addr: SocketAddr) -> Server {
         .env("LOG_LEVEL", "info")
         // The tests sign up and send faster than people: no abuse limits in the way.
         .env("AUTH_RATE", "0")
+        .env("ROOM_RATE", "0")
+        .env("LOOKUP_RATE", "0")
         .env("SEND_RATE", "0")
         .env("TYPING_RATE", "0")
         .env("MAX_STREAMS_PER_USER", "0")

@@ -4,11 +4,13 @@ use tonic::{Request, Response, Status};
 use super::auth::Authenticator;
 use super::convert;
 use super::status::reply;
+use crate::limits::Limits;
 use crate::services::chats::{ChatService, NewChat};
 
 pub struct Chats {
     pub chats: ChatService,
     pub auth: Authenticator,
+    pub limits: Limits,
 }
 
 #[tonic::async_trait]
@@ -20,6 +22,8 @@ impl ChatsService for Chats {
     ) -> Result<Response<proto::CreateChatResponse>, Status> {
         let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
+        let emails = r.member_emails.len() + usize::from(!r.email.is_empty());
+        self.limits.rooms(&caller.user_id, emails)?;
         let new = NewChat {
             name: r.name,
             email: r.email,
@@ -67,6 +71,7 @@ impl ChatsService for Chats {
         let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         super::record_chat(&r.chat_id);
+        self.limits.rooms(&caller.user_id, r.member_emails.len())?;
         let result = self
             .chats
             .add_members(&caller.user_id, &r.chat_id, &r.member_emails, &r.member_ids)

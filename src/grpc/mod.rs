@@ -82,6 +82,7 @@ pub fn router(parts: Parts) -> anyhow::Result<Router> {
         ChatsServiceServer::new(chats::Chats {
             chats,
             auth: auth.clone(),
+            limits: limits.clone(),
         })
         .max_decoding_message_size(limit),
     )

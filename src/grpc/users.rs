@@ -54,10 +54,10 @@ impl UsersService for Users {
         &self,
         request: Request<proto::GetUserRequest>,
     ) -> Result<Response<proto::GetUserResponse>, Status> {
-        self.auth.caller(&request).await?;
+        let caller = self.auth.caller(&request).await?;
         let r = request.into_inner();
         let result = match parse_id("user_id", &r.user_id) {
-            Ok(id) => self.users.get(&id).await,
+            Ok(id) => self.users.get(&caller.user_id, &id).await,
             Err(e) => Err(e),
         };
         reply(result, |u| proto::GetUserResponse {

@@ -80,14 +80,21 @@ impl UserService {
         }
     }
 
-    pub async fn get(&self, user_id: &str) -> AppResult<User> {
+    /// A user's profile as `caller` may see it: the e-mail address only to
+    /// the user themselves and to people who share a chat with them.
+    pub async fn get(&self, caller: &str, user_id: &str) -> AppResult<User> {
         if user_id.is_empty() {
             return Err(AppError::invalid("user_id", "is required"));
         }
-        self.store
+        let mut user = self
+            .store
             .user_by_id(user_id)
             .await?
-            .ok_or(AppError::NotFound("user"))
+            .ok_or(AppError::NotFound("user"))?;
+        if caller != user_id && !self.store.share_a_chat(caller, user_id).await? {
+            user.email.clear();
+        }
+        Ok(user)
     }
 
     /// The caller's own row; a token whose user no longer exists is refused.

@@ -75,6 +75,21 @@ impl Store {
     }
 
     /// The caller's membership row, or `None` when not a member (or no chat).
+    /// Whether `a` and `b` are members of at least one chat together.
+    pub async fn share_a_chat(&self, a: &str, b: &str) -> StoreResult<bool> {
+        let chats_of_a = sea_orm::sea_query::Query::select()
+            .column(chat_member::Column::ChatId)
+            .from(chat_member::Entity)
+            .and_where(chat_member::Column::UserId.eq(a))
+            .to_owned();
+        Ok(chat_member::Entity::find()
+            .filter(chat_member::Column::UserId.eq(b))
+            .filter(chat_member::Column::ChatId.in_subquery(chats_of_a))
+            .count(self.conn())
+            .await?
+            > 0)
+    }
+
     pub async fn membership(&self, chat_id: &str, user_id: &str) -> StoreResult<Option<Member>> {
         Ok(
             chat_member::Entity::find_by_id((chat_id.to_owned(), user_id.to_owned()))

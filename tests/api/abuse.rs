@@ -13,8 +13,9 @@ use prost::Message as _;
 use tidings::proto::events_service_client::EventsServiceClient;
 use tidings::proto::users_service_client::UsersServiceClient;
 use tidings::proto::{
-    ClientFrame, GetMeRequest, LoginRequest, SendMessageRequest, SendTypingRequest,
-    SubscribeToChatRequest, client_frame, server_frame,
+    AddMembersRequest, ClientFrame, CreateChatRequest, GetMeRequest, ListChatsRequest,
+    LoginRequest, SendMessageRequest, SendTypingRequest, SubscribeToChatRequest, client_frame,
+    server_frame,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -31,6 +32,8 @@ both_backends!(
     typing_has_a_budget_of_its_own,
     auth_rate_is_per_client_address,
     streams_per_user_are_capped_and_freed_when_one_ends,
+    rooms_per_user_are_rate_limited,
+    e_mail_look_ups_per_user_are_rate_limited,
 );
 
 const LIMITED: &str = "tidings_limited_total";
@@ -210,6 +213,133 @@ fn login(email: &str, password: &str) -> LoginRequest {
         email: email.into(),
         password: password.into(),
     }
+}
+
+fn room_with(members: &[&TestUser], emails: &[String]) -> CreateChatRequest {
+    CreateChatRequest {
+        name: "spam".into(),
+        member_ids: members.iter().map(|m| m.id.clone()).collect(),
+        member_emails: emails.to_vec(),
+        is_group: true,
+        ..Default::default()
+    }
+}
+
+async fn rooms_per_user_are_rate_limited(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.room_rate = 1; // per minute
+        c.room_burst = 3;
+    })
+    .await;
+    let (spammer, victim, other) = (
+        app.register("spammer").await,
+        app.register("victim").await,
+        app.register("other").await,
+    );
+    let mut chats = app.chats.clone();
+    let mut rooms = Vec::new();
+    for _ in 0..2 {
+        let r = chats
+            .create_chat(authed(room_with(&[&victim], &[]), &spammer.token))
+            .await
+            .expect("within the burst");
+        rooms.push(r.into_inner().chat_id);
+    }
+    // AddMembers shares the budget.
+    chats
+        .add_members(authed(
+            AddMembersRequest {
+                chat_id: rooms[0].clone(),
+                member_ids: vec![other.id.clone()],
+                ..Default::default()
+            },
+            &spammer.token,
+        ))
+        .await
+        .expect("the third call of the burst");
+    let refused = chats
+        .create_chat(authed(room_with(&[&victim], &[]), &spammer.token))
+        .await
+        .expect_err("a fourth room is over the limit");
+    assert_limited(&refused, "room rate limit");
+    let wait = retry_after(&refused);
+    assert!(wait > Duration::from_secs(30), "one per minute: {wait:?}");
+    let refused = chats
+        .add_members(authed(
+            AddMembersRequest {
+                chat_id: rooms[1].clone(),
+                member_ids: vec![other.id.clone()],
+                ..Default::default()
+            },
+            &spammer.token,
+        ))
+        .await
+        .expect_err("AddMembers too");
+    assert_limited(&refused, "room rate limit");
+    // The victim got only the rooms that were allowed, and another user
+    // still has a budget of its own.
+    let listed = chats
+        .list_chats(authed(ListChatsRequest::default(), &victim.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total, 2);
+    chats
+        .create_chat(authed(room_with(&[&victim], &[]), &other.token))
+        .await
+        .expect("another user is not affected");
+}
+
+async fn e_mail_look_ups_per_user_are_rate_limited(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.lookup_rate = 1; // per minute
+        c.lookup_burst = 5;
+    })
+    .await;
+    let (prober, known) = (app.register("prober").await, app.register("known").await);
+    let mut chats = app.chats.clone();
+    let unknown: Vec<String> = (0..4).map(|i| format!("guess{i}@example.com")).collect();
+    let miss = chats
+        .create_chat(authed(room_with(&[], &unknown), &prober.token))
+        .await
+        .expect_err("no such people");
+    assert_eq!(miss.code(), Code::NotFound, "{miss:?}");
+    // Four looked up; the fifth (a direct chat by e-mail) is the last.
+    chats
+        .create_chat(authed(
+            CreateChatRequest {
+                email: known.email.clone(),
+                ..Default::default()
+            },
+            &prober.token,
+        ))
+        .await
+        .expect("the fifth look-up of the burst");
+    let refused = chats
+        .create_chat(authed(
+            CreateChatRequest {
+                email: "guess9@example.com".into(),
+                ..Default::default()
+            },
+            &prober.token,
+        ))
+        .await
+        .expect_err("a sixth look-up is over the limit");
+    assert_limited(&refused, "lookup rate limit");
+    assert!(retry_after(&refused) > Duration::from_secs(30));
+    // More addresses in one call than the burst can ever allow: no retry hint.
+    let many: Vec<String> = (0..6).map(|i| format!("many{i}@example.com")).collect();
+    let too_many = chats
+        .create_chat(authed(room_with(&[], &many), &known.token))
+        .await
+        .expect_err("more than the burst at once");
+    assert_limited(&too_many, "lookup rate limit");
+    assert!(too_many.metadata().get("retry-after-ms").is_none());
+    // By id, no look-up by e-mail happens: still allowed.
+    chats
+        .create_chat(authed(room_with(&[&known], &[]), &prober.token))
+        .await
+        .expect("rooms by member id are not look-ups");
 }
 
 async fn auth_rate_is_per_client_address(backend: Backend) {

@@ -326,6 +326,10 @@ pub fn raise_abuse_limits(config: &mut Config) {
     config.typing_burst = PLENTY;
     config.auth_rate = PLENTY;
     config.auth_burst = PLENTY;
+    config.room_rate = PLENTY;
+    config.room_burst = PLENTY;
+    config.lookup_rate = PLENTY;
+    config.lookup_burst = PLENTY;
     config.max_streams_per_user = 100_000;
 }
 

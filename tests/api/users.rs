@@ -1,9 +1,13 @@
 //! Registration, login and profiles: UsersService.
 
-use tidings::proto::{GetMeRequest, GetUserRequest, LoginRequest, RefreshTokenRequest};
+use tidings::proto::{
+    GetMeRequest, GetUserRequest, LeaveChatRequest, LoginRequest, RefreshTokenRequest,
+};
 use tonic::Code;
 
-use crate::helpers::{Backend, PASSWORD, authed, decode_token, expect_code, now_secs, spawn_app};
+use crate::helpers::{
+    Backend, PASSWORD, TestUser, authed, decode_token, expect_code, now_secs, spawn_app,
+};
 
 both_backends!(
     create_user_returns_user_and_working_token,
@@ -13,6 +17,7 @@ both_backends!(
     duplicates_are_rejected_case_insensitively,
     login_accepts_only_the_right_password,
     get_user_and_get_me,
+    get_user_shows_the_e_mail_only_to_people_who_share_a_chat,
     refresh_token_gives_a_working_token,
 );
 
@@ -320,6 +325,53 @@ async fn get_user_and_get_me(backend: Backend) {
         matches!(malformed.code(), Code::NotFound | Code::InvalidArgument),
         "malformed user id: {malformed:?}"
     );
+}
+
+async fn get_user_shows_the_e_mail_only_to_people_who_share_a_chat(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (alice, bob, carol) = (
+        app.register("alice").await,
+        app.register("bob").await,
+        app.register("carol").await,
+    );
+    let mut users = app.users.clone();
+    let mut email_of = async |whom: &TestUser, asker: &TestUser| {
+        users
+            .get_user(authed(
+                GetUserRequest {
+                    user_id: whom.id.clone(),
+                },
+                &asker.token,
+            ))
+            .await
+            .expect("GetUser")
+            .into_inner()
+            .user
+            .unwrap()
+            .email
+    };
+    // Strangers see the username, not the address; oneself sees it.
+    assert_eq!(email_of(&bob, &alice).await, "");
+    assert_eq!(email_of(&alice, &alice).await, "alice@example.com");
+    // Sharing a chat shows it, both ways; carol, outside it, still sees none.
+    app.direct_chat(&alice, &bob).await;
+    assert_eq!(email_of(&bob, &alice).await, "bob@example.com");
+    assert_eq!(email_of(&alice, &bob).await, "alice@example.com");
+    assert_eq!(email_of(&bob, &carol).await, "");
+    // A room carol is in with bob shows it to her; leaving it hides it again.
+    let room = app.group_chat(&carol, "room", &[&bob]).await;
+    assert_eq!(email_of(&bob, &carol).await, "bob@example.com");
+    app.chats
+        .clone()
+        .leave_chat(authed(
+            LeaveChatRequest {
+                chat_id: room.clone(),
+            },
+            &carol.token,
+        ))
+        .await
+        .expect("LeaveChat");
+    assert_eq!(email_of(&bob, &carol).await, "");
 }
 
 async fn refresh_token_gives_a_working_token(backend: Backend) {

@@ -405,6 +405,8 @@ impl Node {
             .env("SEND_RATE", "0")
             .env("TYPING_RATE", "0")
             .env("AUTH_RATE", "0")
+            .env("ROOM_RATE", "0")
+            .env("LOOKUP_RATE", "0")
             .env("MAX_STREAMS_PER_USER", "0");
         for (k, v) in &config.env {
             cmd.env(k, v);

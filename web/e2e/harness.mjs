@@ -106,7 +106,7 @@ function freePort() {
 export function startServer() {
   // Abuse limits off: the scroll-back test types 70 messages faster than
   // any person, and every page signs up from the same address.
-  const env = { ...process.env, LOG_LEVEL: "warn", SEND_RATE: "0", TYPING_RATE: "0", AUTH_RATE: "0" };
+  const env = { ...process.env, LOG_LEVEL: "warn", SEND_RATE: "0", TYPING_RATE: "0", AUTH_RATE: "0", ROOM_RATE: "0", LOOKUP_RATE: "0" };
   // Embedded mode, whatever the surrounding shell has set.
   for (const k of ["DATABASE_URL", "REDIS_URL", "LISTEN_ADDR", "DATA_DIR", "CORS_ORIGINS"]) delete env[k];
   const child = spawn(BIN, ["--listen-addr", `127.0.0.1:${port}`, "--data-dir", dataDir], {
