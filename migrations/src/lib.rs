@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_initial;
 mod m20261202_000001_message_lifecycle;
+mod m20261202_000002_token_generation;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_initial::Migration),
             Box::new(m20261202_000001_message_lifecycle::Migration),
+            Box::new(m20261202_000002_token_generation::Migration),
             // scripts/new-migration.sh adds new migrations above this line.
         ]
     }

@@ -1,4 +1,6 @@
-//! HS256 JWTs: `sub` is the user id, `iat` and `exp` bound the lifetime.
+//! HS256 JWTs: `sub` is the user id, `iat` and `exp` bound the lifetime,
+//! `gen` is the user's token generation it was issued under (absent in
+//! tokens from before generations existed: 0).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +14,8 @@ pub struct Claims {
     pub sub: String,
     pub iat: u64,
     pub exp: u64,
+    #[serde(default, rename = "gen")]
+    pub generation: i64,
 }
 
 #[derive(Clone)]
@@ -27,6 +31,7 @@ pub struct Tokens {
 pub struct Verified {
     pub user_id: String,
     pub expires_at: SystemTime,
+    pub generation: i64,
 }
 
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -52,8 +57,9 @@ impl Tokens {
         })
     }
 
-    /// Issues a token for `user_id`; returns it with its expiry time.
-    pub fn issue(&self, user_id: &str) -> AppResult<(String, SystemTime)> {
+    /// Issues a token for `user_id` under its token `generation`; returns
+    /// it with its expiry time.
+    pub fn issue(&self, user_id: &str, generation: i64) -> AppResult<(String, SystemTime)> {
         let now = SystemTime::now();
         let iat = now
             .duration_since(UNIX_EPOCH)
@@ -64,6 +70,7 @@ impl Tokens {
             sub: user_id.to_owned(),
             iat,
             exp,
+            generation,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(AppError::internal)?;
@@ -87,6 +94,7 @@ impl Tokens {
         Ok(Verified {
             user_id: data.claims.sub,
             expires_at: UNIX_EPOCH + Duration::from_secs(data.claims.exp),
+            generation: data.claims.generation,
         })
     }
 }

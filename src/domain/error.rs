@@ -42,6 +42,15 @@ impl AppError {
         }
     }
 
+    /// The same validation error, about another field (a rule shared by
+    /// two fields, such as a password's).
+    pub fn for_field(self, field: &'static str) -> Self {
+        match self {
+            AppError::Invalid { message, .. } => AppError::Invalid { field, message },
+            other => other,
+        }
+    }
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         AppError::Internal(err.into())
     }

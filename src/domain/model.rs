@@ -13,6 +13,9 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// Tokens issued under an older generation are refused: ChangePassword
+    /// and LogoutEverywhere bump it.
+    pub token_generation: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

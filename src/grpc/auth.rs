@@ -3,16 +3,20 @@
 //! and the caller's network address for the per-address limits.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use crate::auth::{KnownUsers, Tokens, Verified};
 use crate::domain::AppError;
+use crate::streams::{Check, Grant};
 
 /// The authenticated caller of an RPC.
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user_id: String,
     pub expires_at: SystemTime,
+    /// The token's generation (see [`KnownUsers`]).
+    pub generation: i64,
 }
 
 /// Checks tokens: a valid signature and expiry, and a user that still
@@ -38,9 +42,39 @@ impl Authenticator {
     /// the RPC's span (each RPC declares a `user_id` field).
     pub async fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
         let caller = authenticate(&self.tokens, request)?;
-        self.known_users.check(&caller.user_id).await?;
+        self.known_users
+            .check(&caller.user_id, caller.generation)
+            .await?;
         tracing::Span::current().record("user_id", caller.user_id.as_str());
         Ok(caller)
+    }
+
+    /// What `caller`'s token allows a stream: until its expiry, asking
+    /// the database again every `AUTH_CACHE_TTL` (at least a second; 5 s
+    /// when the TTL is 0) whether its user still exists and the token was
+    /// not ended.
+    pub fn grant(&self, caller: &Caller) -> Grant {
+        let ttl = self.known_users.ttl();
+        let every = if ttl.is_zero() {
+            Duration::from_secs(5)
+        } else {
+            ttl.max(Duration::from_secs(1))
+        };
+        let known = self.known_users.clone();
+        let (user_id, generation) = (caller.user_id.clone(), caller.generation);
+        let check: Check = Arc::new(move || {
+            let (known, user_id) = (known.clone(), user_id.clone());
+            Box::pin(async move { known.check_fresh(&user_id, generation).await })
+        });
+        Grant {
+            expires_at: caller.expires_at,
+            recheck: Some((every, check)),
+        }
+    }
+
+    /// The user's tokens were ended on this node: refuse them here at once.
+    pub fn forget(&self, user_id: &str) {
+        self.known_users.forget(user_id);
     }
 
     /// The client's address, for the per-address limits.
@@ -69,10 +103,12 @@ fn authenticate<T>(tokens: &Tokens, request: &tonic::Request<T>) -> Result<Calle
     let Verified {
         user_id,
         expires_at,
+        generation,
     } = tokens.verify(token)?;
     Ok(Caller {
         user_id,
         expires_at,
+        generation,
     })
 }
 

@@ -41,7 +41,7 @@ impl Events {
             .map(|c| (c.chat_id, c.after_seq, c.after_change))
             .collect();
         self.streams
-            .user(&caller.user_id, cursors, caller.expires_at)
+            .user(&caller.user_id, cursors, self.auth.grant(caller))
             .await
     }
 }

@@ -106,7 +106,12 @@ impl MessagesService for Messages {
         super::record_chat(&r.chat_id);
         let rx = self
             .streams
-            .chat(&caller.user_id, &r.chat_id, r.after_seq, caller.expires_at)
+            .chat(
+                &caller.user_id,
+                &r.chat_id,
+                r.after_seq,
+                self.auth.grant(&caller),
+            )
             .await?;
         let stream = ReceiverStream::new(rx).map(move |item| {
             // The slot lives as long as the response stream.

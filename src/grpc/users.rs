@@ -89,4 +89,42 @@ impl UsersService for Users {
             expires_at: Some(convert::timestamp(s.expires_at)),
         })
     }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ChangePassword", user_id = tracing::field::Empty))]
+    async fn change_password(
+        &self,
+        request: Request<proto::ChangePasswordRequest>,
+    ) -> Result<Response<proto::ChangePasswordResponse>, Status> {
+        // A password check, so the same budget as Login.
+        self.limits.auth(self.auth.client_ip(&request))?;
+        let caller = self.auth.caller(&request).await?;
+        let r = request.into_inner();
+        let result = self
+            .users
+            .change_password(&caller.user_id, &r.old_password, &r.new_password)
+            .await;
+        if result.is_ok() {
+            self.auth.forget(&caller.user_id);
+        }
+        reply(result, |s| proto::ChangePasswordResponse {
+            token: s.token,
+            expires_at: Some(convert::timestamp(s.expires_at)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "LogoutEverywhere", user_id = tracing::field::Empty))]
+    async fn logout_everywhere(
+        &self,
+        request: Request<proto::LogoutEverywhereRequest>,
+    ) -> Result<Response<proto::LogoutEverywhereResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let result = self.users.logout_everywhere(&caller.user_id).await;
+        if result.is_ok() {
+            self.auth.forget(&caller.user_id);
+        }
+        reply(result, |s| proto::LogoutEverywhereResponse {
+            token: s.token,
+            expires_at: Some(convert::timestamp(s.expires_at)),
+        })
+    }
 }

@@ -46,6 +46,7 @@ impl UserService {
             email: email.into_string(),
             password_hash: hash,
             created_at: now_micros(),
+            token_generation: 0,
         };
         let user = self.store.insert_user(user).await.map_err(|e| match e {
             StoreError::Conflict(text) if text.contains("email") => AppError::AlreadyExists {
@@ -110,8 +111,57 @@ impl UserService {
         self.session(user)
     }
 
+    /// Replaces the caller's password, given the current one, and ends
+    /// every token issued so far; answers a new token for this device.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        old_password: &str,
+        new_password: &str,
+    ) -> AppResult<Session> {
+        if old_password.is_empty() {
+            return Err(AppError::invalid("old_password", "is required"));
+        }
+        let new_password =
+            Password::parse(new_password).map_err(|e| e.for_field("new_password"))?;
+        let user = self.me(user_id).await?;
+        let ok = self
+            .passwords
+            .verify(old_password.to_owned(), Some(user.password_hash.clone()))
+            .await?;
+        if !ok {
+            return Err(AppError::invalid(
+                "old_password",
+                "is not the current password",
+            ));
+        }
+        let hash = self.passwords.hash(new_password.into_string()).await?;
+        self.end_sessions(user, Some(hash)).await
+    }
+
+    /// Ends every token of the caller issued so far (every device is
+    /// logged out); answers a new token for this device.
+    pub async fn logout_everywhere(&self, user_id: &str) -> AppResult<Session> {
+        let user = self.me(user_id).await?;
+        self.end_sessions(user, None).await
+    }
+
+    async fn end_sessions(
+        &self,
+        mut user: User,
+        password_hash: Option<String>,
+    ) -> AppResult<Session> {
+        user.token_generation = self
+            .store
+            .bump_token_generation(&user.id, password_hash)
+            .await?
+            .ok_or_else(|| AppError::Unauthenticated("user no longer exists".into()))?;
+        tracing::info!(user_id = %user.id, generation = user.token_generation, "sessions ended");
+        self.session(user)
+    }
+
     fn session(&self, user: User) -> AppResult<Session> {
-        let (token, expires_at) = self.tokens.issue(&user.id)?;
+        let (token, expires_at) = self.tokens.issue(&user.id, user.token_generation)?;
         Ok(Session {
             user,
             token,

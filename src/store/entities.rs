@@ -13,6 +13,7 @@ pub mod user {
         pub email: String,
         pub password_hash: String,
         pub created_at: i64,
+        pub token_generation: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -207,6 +208,7 @@ impl From<user::Model> for crate::domain::User {
             email: m.email,
             password_hash: m.password_hash,
             created_at: m.created_at,
+            token_generation: m.token_generation,
         }
     }
 }
@@ -220,6 +222,7 @@ impl From<crate::domain::User> for user::Model {
             email: u.email,
             password_hash: u.password_hash,
             created_at: u.created_at,
+            token_generation: u.token_generation,
         }
     }
 }

@@ -23,6 +23,32 @@ impl Store {
             .map(User::from))
     }
 
+    /// Ends every token issued so far: bumps the user's token generation
+    /// (and, if given, sets a new password hash in the same update). The
+    /// new generation, or None if the user is gone.
+    pub async fn bump_token_generation(
+        &self,
+        id: &str,
+        password_hash: Option<String>,
+    ) -> StoreResult<Option<i64>> {
+        use sea_orm::sea_query::{Expr, ExprTrait as _};
+        let mut update = user::Entity::update_many()
+            .col_expr(
+                user::Column::TokenGeneration,
+                Expr::col(user::Column::TokenGeneration).add(1),
+            )
+            .filter(user::Column::Id.eq(id));
+        if let Some(hash) = password_hash {
+            update = update.col_expr(user::Column::PasswordHash, Expr::value(hash));
+        }
+        Ok(update
+            .exec_with_returning(self.conn())
+            .await?
+            .into_iter()
+            .next()
+            .map(|u| u.token_generation))
+    }
+
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         Ok(user::Entity::find_by_id(id.to_owned())
             .all(self.conn())

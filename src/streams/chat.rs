@@ -10,7 +10,6 @@
 //! with UNAVAILABLE, so the client reconnects and resumes from its last seq.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::sync::{broadcast, mpsc};
 
@@ -64,7 +63,7 @@ pub(super) async fn open(
     user_id: String,
     chat_id: String,
     after_seq: i64,
-    expires_at: SystemTime,
+    grant: super::Grant,
 ) -> AppResult<ChatStream> {
     let fanout = streams.fanout.clone();
     let mut subscription = fanout.hub.subscribe(Topic::Chat(chat_id.clone()));
@@ -83,7 +82,7 @@ pub(super) async fn open(
     let mut cursor = ChatCursor::after(chat_id, start);
     let mut backfill = Backfill::new(streams.store.clone());
     let mut out = Out { tx };
-    let mut lifetime = Lifetime::new(streams.shutdown.clone(), expires_at);
+    let mut lifetime = Lifetime::new(streams.shutdown.clone(), grant);
     tokio::spawn(async move {
         let _gauge = crate::metrics::StreamGauge::open("chat");
         Box::pin(fanout.stream_opened(&user_id)).await;

@@ -19,6 +19,7 @@ pub mod user;
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
@@ -69,7 +70,7 @@ impl Streams {
         &self,
         user_id: &str,
         cursors: Vec<(String, i64, Option<i64>)>,
-        expires_at: SystemTime,
+        grant: Grant,
     ) -> AppResult<UserStream> {
         let mut map = HashMap::with_capacity(cursors.len());
         for (chat_id, after_seq, after_change) in cursors {
@@ -95,7 +96,7 @@ impl Streams {
                 },
             );
         }
-        user::open(self, user_id.to_owned(), map, expires_at).await
+        user::open(self, user_id.to_owned(), map, grant).await
     }
 
     /// Opens a stream of one chat's messages for a member of it, replaying
@@ -105,7 +106,7 @@ impl Streams {
         user_id: &str,
         chat_id: &str,
         after_seq: i64,
-        expires_at: SystemTime,
+        grant: Grant,
     ) -> AppResult<ChatStream> {
         let chat_id = parse_id("chat_id", chat_id)?;
         if after_seq < 0 {
@@ -115,7 +116,7 @@ impl Streams {
             .membership(&chat_id, user_id)
             .await?
             .ok_or(AppError::NotFound("chat"))?;
-        chat::open(self, user_id.to_owned(), chat_id, after_seq, expires_at).await
+        chat::open(self, user_id.to_owned(), chat_id, after_seq, grant).await
     }
 }
 
@@ -133,25 +134,68 @@ impl From<StoreError> for Stop {
     }
 }
 
+/// Asks again whether the stream's token still holds (its user exists, it
+/// was not ended by ChangePassword or LogoutEverywhere).
+pub type Check = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = AppResult<()>> + Send>> + Send + Sync>;
+
+/// What the token that opened a stream allows: until when, and a check the
+/// stream asks again every `every` while it runs.
+#[derive(Clone)]
+pub struct Grant {
+    pub expires_at: SystemTime,
+    pub recheck: Option<(Duration, Check)>,
+}
+
+impl Grant {
+    /// Until `expires_at`, never asked again.
+    pub fn until(expires_at: SystemTime) -> Grant {
+        Grant {
+            expires_at,
+            recheck: None,
+        }
+    }
+}
+
 /// What ends every stream apart from its own events: the client going away,
-/// shutdown, and the token's expiry (one timer for the stream's life, not
-/// one per loop turn).
+/// shutdown, the token's expiry (one timer for the stream's life, not one
+/// per loop turn), and the token being ended.
 pub struct Lifetime {
     shutdown: CancellationToken,
     expiry: Pin<Box<Sleep>>,
+    recheck: Option<(Duration, Check, Pin<Box<Sleep>>)>,
 }
 
 impl Lifetime {
-    pub fn new(shutdown: CancellationToken, expires_at: SystemTime) -> Lifetime {
+    pub fn new(shutdown: CancellationToken, grant: Grant) -> Lifetime {
         Lifetime {
             shutdown,
-            expiry: Box::pin(tokio::time::sleep_until(deadline(expires_at))),
+            expiry: Box::pin(tokio::time::sleep_until(deadline(grant.expires_at))),
+            recheck: grant
+                .recheck
+                .map(|(every, check)| (every, check, Box::pin(tokio::time::sleep(every)))),
         }
     }
 
     /// Resolves when the stream must end, with why; the client going away
-    /// (its receiver `tx` closed) comes first, then shutdown, then expiry.
+    /// (its receiver `tx` closed) comes first, then shutdown, then expiry,
+    /// then the token being ended. Cancel-safe: a check cut short is asked
+    /// again on the next call.
     pub async fn ended<T>(&mut self, tx: &mpsc::Sender<T>) -> Stop {
+        let recheck = async {
+            let Some((every, check, at)) = self.recheck.as_mut() else {
+                return std::future::pending().await;
+            };
+            loop {
+                at.as_mut().await;
+                match check().await {
+                    // A database that cannot say does not end the stream.
+                    Ok(()) | Err(AppError::Unavailable(_)) => {
+                        at.as_mut().reset(Instant::now() + *every);
+                    }
+                    Err(err) => return Stop::Error(err),
+                }
+            }
+        };
         tokio::select! {
             biased;
             _ = tx.closed() => Stop::Gone,
@@ -159,6 +203,7 @@ impl Lifetime {
                 Stop::Error(AppError::Unavailable(anyhow::anyhow!("server shutting down")))
             }
             _ = &mut self.expiry => Stop::Error(AppError::Unauthenticated("token expired".into())),
+            stop = recheck => stop,
         }
     }
 }

@@ -21,5 +21,6 @@ mod multinode;
 mod ops;
 mod realtime;
 mod security;
+mod sessions;
 mod streaming;
 mod users;

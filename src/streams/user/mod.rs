@@ -15,7 +15,7 @@ mod membership;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::Stream;
 use futures::future::BoxFuture;
@@ -96,7 +96,7 @@ pub(super) async fn open(
     streams: &Streams,
     user_id: String,
     cursors: HashMap<String, Cursor>,
-    expires_at: SystemTime,
+    grant: crate::streams::Grant,
 ) -> AppResult<UserStream> {
     let fanout = streams.fanout.clone();
     let store = streams.store.clone();
@@ -147,7 +147,7 @@ pub(super) async fn open(
             ChatCursor::with_changes(chat.id, from_seq, from_change),
         );
     }
-    let lifetime = Lifetime::new(streams.shutdown.clone(), expires_at);
+    let lifetime = Lifetime::new(streams.shutdown.clone(), grant);
     let heartbeat = streams.heartbeat;
     tokio::spawn(async move {
         let _gauge = crate::metrics::StreamGauge::open("user");
