@@ -144,7 +144,7 @@ start_server() { # backend scenario
     # Abuse limits off: the simulated users all come from one address and
     # send far faster than people (docs/BENCHMARKS.md).
     local -a env_args=(LISTEN_ADDR=127.0.0.1:0 LOG_FORMAT=json LOG_LEVEL=info
-        SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_STREAMS_PER_USER=0)
+        SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_CONNECTIONS_PER_IP=0 MAX_STREAMS_PER_USER=0)
     case $backend in
         sqlite)
             rm -rf "$work/data"

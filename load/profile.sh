@@ -61,7 +61,7 @@ trap cleanup EXIT
 
 # Abuse limits off, as in bench.sh.
 env_args=(LISTEN_ADDR=127.0.0.1:0 LOG_FORMAT=json LOG_LEVEL=info DATA_DIR="$work/data"
-    SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_STREAMS_PER_USER=0)
+    SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_CONNECTIONS_PER_IP=0 MAX_STREAMS_PER_USER=0)
 if [[ $BACKEND == postgres ]]; then
     psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS tidings_bench WITH (FORCE)" >/dev/null
     psql -q "$PG_URL/postgres" -c "CREATE DATABASE tidings_bench" >/dev/null

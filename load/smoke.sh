@@ -35,7 +35,7 @@ trap cleanup EXIT
 # every simulated user and each sends far faster than a person.
 env -u DATABASE_URL -u REDIS_URL -u JWT_SECRET \
     LISTEN_ADDR=127.0.0.1:0 DATA_DIR="$tmp/data" LOG_FORMAT=json LOG_LEVEL=info \
-    SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_STREAMS_PER_USER=0 \
+    SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_CONNECTIONS_PER_IP=0 MAX_STREAMS_PER_USER=0 \
     "$bin/tidings" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 

@@ -52,7 +52,7 @@ trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 env_vars=(LISTEN_ADDR="127.0.0.1:$port" DATA_DIR="$work/data" LOG_LEVEL=warn
-    SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_STREAMS_PER_USER=0)
+    SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_CONNECTIONS_PER_IP=0 MAX_STREAMS_PER_USER=0)
 if [[ "$BACKEND" == postgres ]]; then
     psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS tidings_soak" -c "CREATE DATABASE tidings_soak" >/dev/null
     env_vars+=(DATABASE_URL="$PG_URL/tidings_soak" REDIS_URL="$REDIS_URL_SOAK"

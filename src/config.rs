@@ -63,6 +63,17 @@ pub struct Config {
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// How long a call's request message may take to arrive after its
+    /// headers (every call but Session); a body still incomplete ends the
+    /// call DEADLINE_EXCEEDED. 0s: no bound.
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_body_timeout: Duration,
+
+    /// Connections one client address (an IPv6 client's /64) may hold open
+    /// at once; more are closed on accept. 0: no limit.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
     /// Whether gRPC server reflection (v1 and v1alpha) is offered, for
     /// grpcurl and similar tools without the .proto.
     #[arg(long, env = "REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]

@@ -250,7 +250,7 @@ impl Limits {
         let Some(ip) = ip else {
             return Ok(());
         };
-        rate.check(&rate_key(ip))
+        rate.check(&address_key(ip))
             .map_err(|wait| Limited::rate("auth", "per client address", &rate.what, wait))
     }
 
@@ -307,7 +307,7 @@ impl Drop for StreamSlot {
 
 /// IPv6 clients get a /64 each (one customer's usual share), so hopping
 /// addresses inside it does not reset the budget.
-fn rate_key(ip: IpAddr) -> IpAddr {
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -329,9 +329,9 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(rate_key(a), rate_key(b));
-        assert_ne!(rate_key(a), rate_key(c));
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(rate_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 }

@@ -129,6 +129,7 @@ impl Application {
             health: health.clone(),
             max_request_bytes: config.max_request_bytes,
             reflection: config.reflection,
+            request_body_timeout: config.request_body_timeout,
         })?;
         let metrics = match config.metrics_addr {
             Some(at) => {
@@ -163,6 +164,7 @@ impl Application {
                 keepalive: config.http2_keepalive,
                 header_read_timeout: config.header_read_timeout,
                 max_header_bytes: config.max_header_bytes,
+                max_connections_per_ip: config.max_connections_per_ip,
             },
         })
     }

@@ -96,6 +96,12 @@ def check_compose(problems, path="docker-compose.yml"):
         for key in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET"):
             if key not in env:
                 problems.append(f"{path}: {replica} does not set {key}")
+        # Behind the proxy every client has the proxy's address.
+        if str(env.get("TRUST_PROXY", "")).lower() != "true":
+            problems.append(
+                f"{path}: {replica} does not set TRUST_PROXY=true: behind the proxy, "
+                "every client would share one per-address budget"
+            )
         deps = svc.get("depends_on") or {}
         for dep in ("postgres", "redis"):
             if (deps.get(dep) or {}).get("condition") != "service_healthy":

@@ -4,7 +4,10 @@
 //! routes inside gRPC-Web translation, turns those answers into
 //! `INVALID_ARGUMENT` that names the field where there is one
 //! (`content: not valid UTF-8`), with a `BadRequest` detail like any other
-//! validation error. Every other status passes untouched.
+//! validation error. A request body cut off by `grpc::body_timeout` is
+//! answered `DEADLINE_EXCEEDED`, and a message over `MAX_REQUEST_BYTES`
+//! `RESOURCE_EXHAUSTED` (tonic says `OUT_OF_RANGE`; other gRPC servers do
+//! not). Every other status passes untouched.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -15,18 +18,35 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 
 /// What prost's decode errors start with, as tonic passes them on.
 const DECODE: &str = "failed to decode Protobuf message: ";
+/// tonic's words for a message over `max_decoding_message_size`.
+const TOO_LARGE: &str = "Error, decoded message length too large";
 
 /// The middleware (see the module docs).
 pub async fn refuse_malformed(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let headers = response.headers();
-    if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(b"13") {
-        return response;
-    }
+    let code = headers.get("grpc-status").map(|v| v.as_bytes().to_vec());
     let Some(message) = headers.get("grpc-message").and_then(|v| v.to_str().ok()) else {
         return response;
     };
     let message = percent_encoding::percent_decode_str(message).decode_utf8_lossy();
+    if code.as_deref() != Some(b"0") && message.contains(super::body_timeout::TIMED_OUT) {
+        return Status::deadline_exceeded(super::body_timeout::TIMED_OUT).into_http::<Body>();
+    }
+    // tonic answers a message over the decoding limit OUT_OF_RANGE; grpc-go,
+    // grpc-java and grpc core answer RESOURCE_EXHAUSTED, which clients expect.
+    if code.as_deref() == Some(b"11") && message.starts_with(TOO_LARGE) {
+        let limit = message
+            .rsplit_once("the limit is: ")
+            .map_or("", |(_, limit)| limit.trim_end_matches(" bytes"));
+        return Status::resource_exhausted(format!(
+            "request too large: a request message takes at most {limit} bytes (MAX_REQUEST_BYTES)"
+        ))
+        .into_http::<Body>();
+    }
+    if code.as_deref() != Some(b"13") {
+        return response;
+    }
     let Some((field, problem)) = malformed(&message) else {
         return response;
     };

@@ -8,6 +8,7 @@
 //! reflection), gRPC-Web translation included.
 
 pub mod auth;
+pub mod body_timeout;
 pub mod chats;
 pub mod convert;
 pub mod events;
@@ -45,6 +46,8 @@ pub struct Parts {
     pub max_request_bytes: usize,
     /// Whether server reflection is offered (REFLECTION).
     pub reflection: bool,
+    /// How long a call's request message may take to arrive (0: no bound).
+    pub request_body_timeout: std::time::Duration,
 }
 
 /// Records the chat an RPC is about on its span.
@@ -67,6 +70,7 @@ pub fn router(parts: Parts) -> anyhow::Result<Router> {
         health,
         max_request_bytes: limit,
         reflection,
+        request_body_timeout,
     } = parts;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     health::spawn_reporter(reporter, &health);
@@ -121,6 +125,10 @@ pub fn router(parts: Parts) -> anyhow::Result<Router> {
         .into_axum_router()
         // Inside gRPC-Web translation, so they see real gRPC trailers, and
         // the metrics count what the client is told.
+        .layer(axum::middleware::from_fn_with_state(
+            request_body_timeout,
+            body_timeout::bound_body,
+        ))
         .layer(axum::middleware::from_fn(malformed::refuse_malformed))
         .layer(axum::middleware::from_fn(metrics::record_grpc))
         .layer(tonic_web::GrpcWebLayer::new()))

@@ -2,13 +2,14 @@
 //! with the connection-level settings `axum::serve` does not expose:
 //! HTTP/2 keep-alive pings for idle streams, an HTTP/1.1 header-read timeout
 //! (which also closes idle keep-alive connections, and connections that send
-//! nothing), a bound on request heads, and graceful shutdown that lets
-//! in-flight calls finish.
+//! nothing), a bound on request heads, a cap on the connections one client
+//! address holds, and graceful shutdown that lets in-flight calls finish.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -38,6 +39,47 @@ pub struct ServeOptions {
     /// Largest request head: HTTP/1.1 read buffer (at least 8 KiB, hyper's
     /// minimum), HTTP/2 header list.
     pub max_header_bytes: u32,
+    /// Connections one client address may hold open at once (0: no cap).
+    pub max_connections_per_ip: usize,
+}
+
+/// Open connections per client address (an IPv6 client's /64).
+#[derive(Clone, Default)]
+struct Connections(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One open connection's place in [`Connections`], given back on drop.
+struct Held {
+    connections: Connections,
+    key: IpAddr,
+}
+
+impl Connections {
+    /// A place for a connection from `ip`, or None when it already holds `max`.
+    fn take(&self, ip: IpAddr, max: usize) -> Option<Held> {
+        let key = crate::limits::address_key(ip);
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(key).or_default();
+        if max > 0 && *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Held {
+            connections: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.connections.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// hyper refuses an HTTP/1.1 read buffer below this.
@@ -95,6 +137,7 @@ pub async fn serve(
         .max_header_list_size(options.max_header_bytes);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let connections = Connections::default();
 
     loop {
         let (tcp, peer) = tokio::select! {
@@ -108,6 +151,12 @@ pub async fn serve(
                     continue;
                 }
             },
+        };
+        let Some(held) = connections.take(peer.ip(), options.max_connections_per_ip) else {
+            tracing::debug!(%peer, "closing a connection over the per-address cap");
+            metrics::counter!(crate::metrics::LIMITED, "limit" => "connections").increment(1);
+            drop(tcp);
+            continue;
         };
         let _ = tcp.set_nodelay(true);
         let service =
@@ -126,6 +175,7 @@ pub async fn serve(
         let tls = options.tls.clone();
         let silence = options.header_read_timeout;
         tokio::spawn(async move {
+            let _held = held;
             let heard = Arc::new(AtomicBool::new(false));
             let tcp = Heard {
                 inner: tcp,

@@ -513,8 +513,13 @@ async fn oversized_requests_are_refused_natively_and_over_grpc_web() {
         .try_send(&alice, &chat, &big, "")
         .await
         .expect_err("over MAX_REQUEST_BYTES");
-    // tonic's code for a message over the decoding limit.
-    assert_eq!(native.code(), Code::OutOfRange, "{native:?}");
+    // What grpc-go, grpc-java and grpc core answer (tonic's own would be
+    // OUT_OF_RANGE), naming the limit.
+    assert_eq!(native.code(), Code::ResourceExhausted, "{native:?}");
+    assert!(
+        native.message().contains("8192 bytes"),
+        "names the limit: {native:?}"
+    );
 
     let web = GrpcWeb::new(&app);
     let send = |content: &str| SendMessageRequest {
@@ -527,7 +532,11 @@ async fn oversized_requests_are_refused_natively_and_over_grpc_web() {
     let refused = web
         .call(&path, &send(&big), Some(&alice.token), Mode::Binary)
         .await;
-    assert_eq!(refused.status, Code::OutOfRange as i32, "{refused:?}");
+    assert_eq!(
+        refused.status,
+        Code::ResourceExhausted as i32,
+        "{refused:?}"
+    );
     assert_eq!(
         app.all_messages(&bob, &chat).await.total,
         0,
@@ -630,6 +639,114 @@ async fn slow_idle_and_silent_http1_connections_are_closed() {
     assert!(read.starts_with("HTTP/1.1 200"), "{read:?}");
     assert!(read.ends_with("ok"), "{read:?}");
     assert!(after >= TIMEOUT - Duration::from_millis(50), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_never_arrives_ends_the_call_and_the_connection() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.request_body_timeout = TIMEOUT).await;
+    let alice = app.register("alice").await;
+    let bound = TIMEOUT * 10;
+    let before = limited(&app, "body_timeout").await;
+    // gRPC-Web over HTTP/1.1: complete headers, 3 of the 20 bytes promised.
+    let head = format!(
+        "POST {USERS}/GetMe HTTP/1.1\r\nHost: t\r\nContent-Type: application/grpc-web+proto\r\n\
+         X-Grpc-Web: 1\r\nAuthorization: Bearer {}\r\nContent-Length: 20\r\n\r\n\0\0\0",
+        alice.token
+    );
+    let (read, after) = exchange(app.addr, head.as_bytes(), bound).await;
+    assert!(after >= TIMEOUT - Duration::from_millis(50), "{after:?}");
+    assert!(read.starts_with("HTTP/1.1 200"), "{read:?}");
+    assert!(
+        read.contains("grpc-status: 4"),
+        "DEADLINE_EXCEEDED: {read:?}"
+    );
+    assert!(read.contains("did%20not%20arrive"), "{read:?}");
+
+    // Native gRPC over HTTP/2: a body that never ends.
+    let http = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(bound)
+        .build()
+        .unwrap();
+    let never = futures::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+    let resp = http
+        .post(format!("http://{}{USERS}/GetMe", app.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", alice.token))
+        .body(reqwest::Body::wrap_stream(never))
+        .send()
+        .await
+        .expect("an answer, not a hang");
+    let status = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(status, "4", "{:?}", resp.headers());
+    assert!(limited(&app, "body_timeout").await - before >= 2.0);
+
+    // A body that arrives in time is served as ever.
+    UsersServiceClient::new(app.channel.clone())
+        .get_me(authed(GetMeRequest {}, &alice.token))
+        .await
+        .expect("a prompt call");
+}
+
+/// A connection from `local` that asks for /healthz; with `keep`, it
+/// stays open after the answer. Whether the answer was a 200.
+async fn healthz_from(local: IpAddr, addr: SocketAddr, keep: bool) -> (bool, TcpStream) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(local, 0)).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    let connection = if keep { "keep-alive" } else { "close" };
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: {connection}\r\n\r\n");
+    if tcp.write_all(request.as_bytes()).await.is_err() {
+        return (false, tcp);
+    }
+    // The whole answer is small: read until it is in, or the server closes.
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(WAIT, async {
+        while !out.ends_with(b"ok") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    (out.starts_with(b"HTTP/1.1 200"), tcp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_client_address_are_capped() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.max_connections_per_ip = 3).await;
+    let before = limited(&app, "connections").await;
+    // 127.0.0.3 (the harness's channel is on 127.0.0.1) fills its three.
+    let client: IpAddr = [127, 0, 0, 3].into();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (served, tcp) = healthz_from(client, app.addr, true).await;
+        assert!(served, "a connection under the cap is served");
+        held.push(tcp);
+    }
+    let (served, _) = healthz_from(client, app.addr, false).await;
+    assert!(!served, "a fourth connection is closed");
+    assert!(limited(&app, "connections").await - before >= 1.0);
+    // Another address has its own allowance.
+    assert!(healthz_from([127, 0, 0, 4].into(), app.addr, false).await.0);
+    // Closing one frees its place (the server notices the close itself:
+    // polled, with WAIT as the bound).
+    drop(held.pop());
+    let deadline = Instant::now() + WAIT;
+    while !healthz_from(client, app.addr, false).await.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the freed place was not given back"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -315,6 +315,27 @@ async fn http_surface_healthz_and_web_client(backend: Backend) {
             content_type.starts_with("text/html"),
             "GET {path}: {content_type}"
         );
+        // A strict CSP (the page's own files, no inline script, no
+        // framing) and the other browser hardening headers.
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let csp = header("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "GET {path}: CSP {csp:?}");
+        }
+        assert!(!csp.contains("unsafe"), "GET {path}: CSP {csp:?}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("x-frame-options"), "DENY");
+        assert_eq!(header("referrer-policy"), "no-referrer");
         let body = resp.text().await.unwrap().to_ascii_lowercase();
         assert!(body.contains("<html"), "GET {path} is the HTML page");
     }

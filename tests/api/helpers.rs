@@ -331,6 +331,7 @@ pub fn raise_abuse_limits(config: &mut Config) {
     config.lookup_rate = PLENTY;
     config.lookup_burst = PLENTY;
     config.max_streams_per_user = 100_000;
+    config.max_connections_per_ip = 0;
 }
 
 struct Running {

@@ -407,6 +407,7 @@ impl Node {
             .env("AUTH_RATE", "0")
             .env("ROOM_RATE", "0")
             .env("LOOKUP_RATE", "0")
+            .env("MAX_CONNECTIONS_PER_IP", "0")
             .env("MAX_STREAMS_PER_USER", "0");
         for (k, v) in &config.env {
             cmd.env(k, v);

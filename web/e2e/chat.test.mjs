@@ -30,6 +30,7 @@ import {
   register,
   send,
   server,
+  serverBase,
   setPhase,
   shot,
   startServer,
@@ -54,6 +55,17 @@ test("two people chat in the browser across a server restart", { timeout: 240_00
   const pageB = await ctxB.newPage();
   watch(pageA, "alice");
   watch(pageB, "bob");
+
+  // --- the page's security headers (the server's own, also under vite) ----
+  const page = await fetch(`${serverBase}/`);
+  const csp = page.headers.get("content-security-policy") ?? "";
+  for (const directive of ["script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "object-src 'none'"]) {
+    assert.ok(csp.includes(directive), `CSP lacks ${directive}: ${csp}`);
+  }
+  assert.ok(!csp.includes("unsafe-inline"), csp);
+  assert.equal(page.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(page.headers.get("x-frame-options"), "DENY");
+  assert.equal(page.headers.get("referrer-policy"), "no-referrer");
 
   // --- accounts, with the error messages a person sees ---------------------
   await pageA.goto(base);

@@ -40,7 +40,7 @@ export let browser = null;
 let dataDir = "";
 let port = 0;
 /** The server's own origin, for /healthz. */
-let serverBase = "";
+export let serverBase = "";
 /** Where the browser loads the client from: the server itself, or vite. */
 export let base = "";
 let vite = null;
@@ -150,6 +150,13 @@ export async function stopServer(child) {
 }
 
 export function watch(page, who) {
+  // A CSP violation is reported as an event; make it a console error, so it
+  // counts as a problem like any other.
+  page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
+    });
+  });
   page.on("console", (msg) => {
     if (msg.type() !== "error") return;
     problems.push({ who, phase, kind: "console", text: msg.text(), url: msg.location()?.url ?? "" });
