@@ -12,14 +12,11 @@
 // Nothing here sleeps to synchronise: every wait is a Playwright auto-waiting
 // locator or a polled condition, with its timeout only as an upper bound.
 
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import { test } from "node:test";
 import {
-  RECONNECT_WAIT,
-  SHOTS,
-  WAIT,
   base,
   browser,
   bubbles,
@@ -27,7 +24,9 @@ import {
   countOf,
   expectedDuringRestart,
   problems,
+  RECONNECT_WAIT,
   register,
+  SHOTS,
   send,
   server,
   serverBase,
@@ -36,6 +35,7 @@ import {
   startServer,
   stopServer,
   useHarness,
+  WAIT,
   waitCount,
   waitHealthy,
   waitOnline,
@@ -125,9 +125,13 @@ test("two people chat in the browser across a server restart", { timeout: 240_00
   await pageB.getByTestId("composer").fill(b2);
   await pageB.getByTestId("composer").press("Enter");
   await waitCount(pageA, b2, 1);
-  await pageA.waitForFunction(() => !document.querySelector('[data-testid="chat-sub"]')?.textContent?.includes("typing"), null, {
-    timeout: WAIT,
-  });
+  await pageA.waitForFunction(
+    () => !document.querySelector('[data-testid="chat-sub"]')?.textContent?.includes("typing"),
+    null,
+    {
+      timeout: WAIT,
+    },
+  );
 
   const a2 = "Perfect. I'll book a table for four.";
   await send(pageA, a2);

@@ -14,13 +14,13 @@
 // Nothing here sleeps to synchronise: every wait is a Playwright auto-waiting
 // locator or a polled condition, with its timeout only as an upper bound.
 
-import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -72,11 +72,15 @@ export function expectedDuringRestart(p) {
 
 async function startVite() {
   const vitePort = await freePort();
-  vite = spawn(path.join(root, "web/node_modules/.bin/vite"), ["preview", "--host", "127.0.0.1", "--port", String(vitePort), "--strictPort"], {
-    cwd: path.join(root, "web"),
-    env: { ...process.env, TIDINGS_DEV_SERVER: serverBase },
-    stdio: "ignore",
-  });
+  vite = spawn(
+    path.join(root, "web/node_modules/.bin/vite"),
+    ["preview", "--host", "127.0.0.1", "--port", String(vitePort), "--strictPort"],
+    {
+      cwd: path.join(root, "web"),
+      env: { ...process.env, TIDINGS_DEV_SERVER: serverBase },
+      stdio: "ignore",
+    },
+  );
   const origin = `http://127.0.0.1:${vitePort}`;
   const deadline = Date.now() + WAIT;
   while (Date.now() < deadline) {
@@ -106,7 +110,15 @@ function freePort() {
 export function startServer() {
   // Abuse limits off: the scroll-back test types 70 messages faster than
   // any person, and every page signs up from the same address.
-  const env = { ...process.env, LOG_LEVEL: "warn", SEND_RATE: "0", TYPING_RATE: "0", AUTH_RATE: "0", ROOM_RATE: "0", LOOKUP_RATE: "0" };
+  const env = {
+    ...process.env,
+    LOG_LEVEL: "warn",
+    SEND_RATE: "0",
+    TYPING_RATE: "0",
+    AUTH_RATE: "0",
+    ROOM_RATE: "0",
+    LOOKUP_RATE: "0",
+  };
   // Embedded mode, whatever the surrounding shell has set.
   for (const k of ["DATABASE_URL", "REDIS_URL", "LISTEN_ADDR", "DATA_DIR", "CORS_ORIGINS"]) delete env[k];
   const child = spawn(BIN, ["--listen-addr", `127.0.0.1:${port}`, "--data-dir", dataDir], {
@@ -287,7 +299,8 @@ export async function createGroup(page, name, emails) {
 export async function restartServer(pages, then = "after restart") {
   setPhase("restart");
   await stopServer(server);
-  for (const page of pages) await page.locator('[data-testid="app"]:not([data-conn="online"])').waitFor({ timeout: WAIT });
+  for (const page of pages)
+    await page.locator('[data-testid="app"]:not([data-conn="online"])').waitFor({ timeout: WAIT });
   await waitHealthy(startServer());
   for (const page of pages) await waitOnline(page);
   if (then) setPhase(then);
@@ -298,6 +311,8 @@ export async function restartServer(pages, then = "after restart") {
 export function assertNoProblems(t, who) {
   const mine = problems.filter((p) => who.includes(p.who));
   const unexpected = mine.filter((p) => !expectedDuringRestart(p));
-  t.diagnostic(`browser errors while the server was down (failed requests, expected): ${mine.length - unexpected.length}`);
+  t.diagnostic(
+    `browser errors while the server was down (failed requests, expected): ${mine.length - unexpected.length}`,
+  );
   assert.deepEqual(unexpected, [], "browser console errors or page errors");
 }

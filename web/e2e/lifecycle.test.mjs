@@ -8,11 +8,9 @@
 // Nothing here sleeps to synchronise: every wait is a Playwright auto-waiting
 // locator or a polled condition, with its timeout only as an upper bound.
 
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import {
-  RECONNECT_WAIT,
-  WAIT,
   assertNoProblems,
   browser,
   bubbles,
@@ -20,12 +18,14 @@ import {
   countOf,
   createGroup,
   openDirect,
+  RECONNECT_WAIT,
   register,
   restartServer,
   send,
   setPhase,
   shot,
   useHarness,
+  WAIT,
   waitCount,
   waitOnline,
   watch,
@@ -139,7 +139,9 @@ test("people edit, delete, reply, react and mention, live and across a restart",
   await bubbles(pageF, f1).getByTestId("message-quote").getByText(e1b).waitFor({ timeout: WAIT });
   // Clicking the quote brings the original into view (and focus).
   await quoteE.click();
-  await pageE.waitForFunction((id) => document.activeElement?.getAttribute("data-message-id") === id, e1Id, { timeout: WAIT });
+  await pageE.waitForFunction((id) => document.activeElement?.getAttribute("data-message-id") === id, e1Id, {
+    timeout: WAIT,
+  });
 
   // --- reactions: add, add by the other, take back -----------------------------
   await react(pageE, f1, "🎉");
@@ -165,7 +167,11 @@ test("people edit, delete, reply, react and mention, live and across a restart",
   await waitCount(pageF, e2, 0);
   // Frank cannot delete or edit Erin's messages.
   await bubbles(pageF, e1b).hover();
-  assert.equal(await bubbles(pageF, e1b).getByTestId("action-delete").count(), 0, "no delete on another's direct message");
+  assert.equal(
+    await bubbles(pageF, e1b).getByTestId("action-delete").count(),
+    0,
+    "no delete on another's direct message",
+  );
   assert.equal(await bubbles(pageF, e1b).getByTestId("action-edit").count(), 0, "no edit on another's message");
   await shot(pageE, "10-lifecycle-direct");
 
@@ -183,10 +189,17 @@ test("people edit, delete, reply, react and mention, live and across a restart",
   const franksRoom = chatItem(pageF, "Trip planning");
   await franksRoom.getByTestId("mention-badge").waitFor({ timeout: WAIT });
   await chatItem(pageG, "Trip planning").getByTestId("unread").waitFor({ timeout: WAIT });
-  assert.equal(await chatItem(pageG, "Trip planning").getByTestId("mention-badge").count(), 0, "no mention badge for Gina");
+  assert.equal(
+    await chatItem(pageG, "Trip planning").getByTestId("mention-badge").count(),
+    0,
+    "no mention badge for Gina",
+  );
   await shot(pageF, "11-mention-badge");
   await franksRoom.click();
-  await bubbles(pageF, g1).locator('[data-testid="mention"][data-me="true"]').getByText("@frank").waitFor({ timeout: WAIT });
+  await bubbles(pageF, g1)
+    .locator('[data-testid="mention"][data-me="true"]')
+    .getByText("@frank")
+    .waitFor({ timeout: WAIT });
   await pageF.locator(`[data-testid="message"][data-mentions-me="true"]`).first().waitFor({ timeout: WAIT });
   await franksRoom.getByTestId("mention-badge").waitFor({ state: "detached", timeout: WAIT });
 
@@ -195,7 +208,11 @@ test("people edit, delete, reply, react and mention, live and across a restart",
   await send(pageF, g2);
   await waitCount(pageE, g2, 1);
   await bubbles(pageF, g1).hover();
-  assert.equal(await bubbles(pageF, g1).getByTestId("action-delete").count(), 0, "a member cannot delete the owner's message");
+  assert.equal(
+    await bubbles(pageF, g1).getByTestId("action-delete").count(),
+    0,
+    "a member cannot delete the owner's message",
+  );
   const g2Seq = await seqOf(pageE, g2);
   await act(pageE, g2, "action-delete");
   await pageE.getByTestId("confirm-ok").click();
@@ -211,9 +228,13 @@ test("people edit, delete, reply, react and mention, live and across a restart",
   await pageE.getByTestId("confirm-ok").click();
   await pageE.locator('[data-testid="member"][data-username="gina"]').waitFor({ state: "detached", timeout: WAIT });
   await chatItem(pageG, "Trip to Lisbon").waitFor({ state: "detached", timeout: WAIT });
-  await pageF.waitForFunction(() => !document.querySelector('[data-testid="chat-sub"]')?.textContent?.includes("gina"), null, {
-    timeout: WAIT,
-  });
+  await pageF.waitForFunction(
+    () => !document.querySelector('[data-testid="chat-sub"]')?.textContent?.includes("gina"),
+    null,
+    {
+      timeout: WAIT,
+    },
+  );
   await shot(pageE, "12-group-owner");
   await pageE.keyboard.press("Escape");
   await pageE.locator("dialog[open]").waitFor({ state: "detached", timeout: WAIT });
@@ -268,7 +289,9 @@ test("people edit, delete, reply, react and mention, live and across a restart",
     await waitChip(page, f1, "🎉", 1, page === pageF);
     await waitChip(page, f1, "❤️", 1, page === pageE);
     const shown = await page.$$eval('[data-testid="message"]', (els) =>
-      els.map((e) => (e.getAttribute("data-deleted") ? "(deleted)" : e.querySelector('[data-testid="message-text"]')?.textContent)),
+      els.map((e) =>
+        e.getAttribute("data-deleted") ? "(deleted)" : e.querySelector('[data-testid="message-text"]')?.textContent,
+      ),
     );
     assert.deepEqual(shown, [e1c, f1, "(deleted)"], "the direct chat after a reload, each message once");
     await chatItem(page, "Trip to Lisbon").click();

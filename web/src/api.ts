@@ -1,15 +1,10 @@
 // The only way this app talks to the server: gRPC-Web (binary) over fetch,
 // with clients generated from proto/messaging.proto.
 
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import {
-  ChatsService,
-  EventsService,
-  MessagesService,
-  UsersService,
-} from "./gen/messaging_pb";
+import { ChatsService, EventsService, MessagesService, UsersService } from "./gen/messaging_pb";
 
 let bearer: string | null = null;
 

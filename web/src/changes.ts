@@ -13,9 +13,9 @@
 // may predate it, so the last changes are kept and applied again to what such
 // a page brings (see `reapplyRecent`).
 
+import { asConnectError, CALL_TIMEOUT_MS, Code, chatsApi, describe, messagesApi, tsToMs } from "./api";
 import type { ChatChange } from "./gen/messaging_pb";
-import { CALL_TIMEOUT_MS, Code, asConnectError, chatsApi, describe, messagesApi, tsToMs } from "./api";
-import { excerptOf, toMember, toMsg, toReaction, type Msg, type ReactionView } from "./model";
+import { excerptOf, type Msg, type ReactionView, toMember, toMsg, toReaction } from "./model";
 import type { ChatEntry, Store } from "./store";
 
 /** The emoji the picker offers. */
@@ -76,11 +76,26 @@ export function applyDeleted(e: ChatEntry, id: string, at: number): void {
 }
 
 /** `userId` added (or took back) `emoji`, which `count` people have now. */
-export function applyReaction(e: ChatEntry, me: string, id: string, userId: string, emoji: string, added: boolean, count: number): void {
+export function applyReaction(
+  e: ChatEntry,
+  me: string,
+  id: string,
+  userId: string,
+  emoji: string,
+  added: boolean,
+  count: number,
+): void {
   patchMessage(e, id, (m) => ({ ...m, reactions: withReaction(m.reactions, me, userId, emoji, added, count) }));
 }
 
-function withReaction(list: ReactionView[], me: string, userId: string, emoji: string, added: boolean, count: number): ReactionView[] {
+function withReaction(
+  list: ReactionView[],
+  me: string,
+  userId: string,
+  emoji: string,
+  added: boolean,
+  count: number,
+): ReactionView[] {
   const i = list.findIndex((r) => r.emoji === emoji);
   if (count <= 0) return i < 0 ? list : list.filter((_, j) => j !== i);
   const old = i < 0 ? { emoji, count: 0, mine: false, userIds: [] as string[] } : list[i];
@@ -127,7 +142,8 @@ function applyToChat(s: Store, e: ChatEntry, c: ChatChange, only?: Set<string>):
     case "member": {
       const m = k.value;
       if (only || !m.user) break;
-      const others = e.members.filter((x) => x.id !== m.user!.id);
+      const uid = m.user.id;
+      const others = e.members.filter((x) => x.id !== uid);
       e.members = m.joined ? [...others, toMember(m.user)] : others;
       break;
     }
@@ -179,7 +195,12 @@ export async function editMessage(s: Store, chatId: string, id: string, content:
   } catch (err) {
     const now = messageOf(e, id);
     if (now && !now.deletedAt && now.content === content) {
-      patchMessage(e, id, (m) => ({ ...m, content: before.content, editedAt: before.editedAt, mentions: before.mentions }));
+      patchMessage(e, id, (m) => ({
+        ...m,
+        content: before.content,
+        editedAt: before.editedAt,
+        mentions: before.mentions,
+      }));
       patchQuotes(e, id, excerptOf(before.content), false);
     }
     throw failure(s, err);
@@ -236,9 +257,11 @@ export function toggleReaction(s: Store, chatId: string, id: string, emoji: stri
   const prev = reacting.get(id) ?? Promise.resolve();
   const next = prev.catch(() => {}).then(run);
   reacting.set(id, next);
-  void next.finally(() => {
-    if (reacting.get(id) === next) reacting.delete(id);
-  }).catch(() => {});
+  void next
+    .finally(() => {
+      if (reacting.get(id) === next) reacting.delete(id);
+    })
+    .catch(() => {});
   return next;
 }
 

@@ -1,8 +1,8 @@
 import { render } from "preact";
 import { store } from "./store";
 import { AuthScreen } from "./ui/Auth";
-import { Messenger } from "./ui/Messenger";
 import { useStore } from "./ui/common";
+import { Messenger } from "./ui/Messenger";
 import "./styles.css";
 
 function App() {
@@ -10,4 +10,5 @@ function App() {
   return store.session ? <Messenger /> : <AuthScreen />;
 }
 
-render(<App />, document.getElementById("app")!);
+const root = document.getElementById("app");
+if (root) render(<App />, root);

@@ -1,8 +1,8 @@
 // The client's view of the wire entities: plain objects the store keeps and
 // the UI draws, converted from the generated protobuf messages.
 
-import type { Message, Quote, Reaction, User } from "./gen/messaging_pb";
 import { tsToMs } from "./api";
+import type { Message, Quote, Reaction, User } from "./gen/messaging_pb";
 
 export interface Member {
   id: string;

@@ -15,16 +15,9 @@
 
 import { create } from "@bufbuild/protobuf";
 import {
-  ChatCursorSchema,
-  type Chat,
-  type ChatChange,
-  type Event,
-  type User,
-} from "./gen/messaging_pb";
-import {
+  asConnectError,
   CALL_TIMEOUT_MS,
   Code,
-  asConnectError,
   chatsApi,
   describe,
   eventsApi,
@@ -34,9 +27,10 @@ import {
   tsToMs,
   usersApi,
 } from "./api";
-import { backoffDelay, uuid } from "./util";
-import { toMember, toMsg, type Member, type Msg } from "./model";
 import * as changes from "./changes";
+import { type Chat, type ChatChange, ChatCursorSchema, type Event, type User } from "./gen/messaging_pb";
+import { type Member, type Msg, toMember, toMsg } from "./model";
+import { backoffDelay, uuid } from "./util";
 
 export type { Member, Msg, QuoteView, ReactionView } from "./model";
 
@@ -323,7 +317,7 @@ export class Store {
   private scheduleRefresh(): void {
     clearTimeout(this.refreshTimer);
     const s = this.session;
-    if (!s || !s.expiresAt) return;
+    if (!s?.expiresAt) return;
     const left = s.expiresAt - Date.now();
     // At 80 % of what is left, but not sooner than 30 s from now; timers
     // cannot wait longer than about 24 days.
@@ -488,15 +482,15 @@ export class Store {
           this.dropChat(e.id, "You left this chat.");
           break;
         }
-        const others = e.members.filter((x) => x.id !== m.user!.id);
+        const uid = m.user.id;
+        const others = e.members.filter((x) => x.id !== uid);
         e.members = m.joined ? [...others, toMember(m.user)] : others;
         break;
       }
       case "change":
         changes.applyChange(this, k.value);
         break;
-      case "heartbeat":
-      default:
+      default: // heartbeat
         return; // nothing visible changes
     }
     this.changed();
@@ -516,9 +510,7 @@ export class Store {
 
   /** The chat list, most recently active first. */
   get chatList(): ChatEntry[] {
-    return [...this.chats.values()]
-      .filter((e) => !e.stub)
-      .sort((a, b) => b.activity - a.activity || a.rank - b.rank);
+    return [...this.chats.values()].filter((e) => !e.stub).sort((a, b) => b.activity - a.activity || a.rank - b.rank);
   }
 
   get totalUnread(): number {
@@ -587,7 +579,7 @@ export class Store {
     }
     e.rank = rank;
     const snapLast = Number(c.lastSeq);
-    const last = c.lastMessage && c.lastMessage.id ? toMsg(c.lastMessage) : null;
+    const last = c.lastMessage?.id ? toMsg(c.lastMessage) : null;
     if (last && last.seq >= (e.lastMessage?.seq ?? 0)) e.lastMessage = last;
     e.lastSeq = Math.max(e.lastSeq, snapLast, last?.seq ?? 0);
     e.readSeq = Math.max(e.readSeq, Number(c.readSeq));
@@ -986,10 +978,13 @@ export class Store {
       }
     }
     if (next !== Infinity) {
-      this.typingTimer = setTimeout(() => {
-        this.scheduleTypingExpiry();
-        this.changed();
-      }, next - now + 20);
+      this.typingTimer = setTimeout(
+        () => {
+          this.scheduleTypingExpiry();
+          this.changed();
+        },
+        next - now + 20,
+      );
     }
   }
 

@@ -75,7 +75,10 @@ export function sameDay(a: number, b: number): boolean {
 }
 
 export function initials(name: string): string {
-  const parts = name.trim().split(/[\s._-]+/).filter(Boolean);
+  const parts = name
+    .trim()
+    .split(/[\s._-]+/)
+    .filter(Boolean);
   const s = parts.length > 1 ? parts[0][0] + parts[1][0] : name.trim().slice(0, 2);
   return s.toUpperCase() || "?";
 }

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { CALL_TIMEOUT_MS, Code, asConnectError, describe, fieldOf, tsToMs, usersApi } from "../api";
+import { asConnectError, CALL_TIMEOUT_MS, Code, describe, fieldOf, tsToMs, usersApi } from "../api";
 import { store } from "../store";
 
 type Mode = "login" | "register";
@@ -112,7 +112,11 @@ export function AuthScreen() {
 
   const fieldProps = (name: Field) => ({
     "aria-invalid": errors[name] ? ("true" as const) : undefined,
-    "aria-describedby": errors[name] ? `${name}-error` : name === "username" || name === "password" ? `${name}-hint` : undefined,
+    "aria-describedby": errors[name]
+      ? `${name}-error`
+      : name === "username" || name === "password"
+        ? `${name}-hint`
+        : undefined,
   });
 
   const login = mode === "login";
@@ -121,12 +125,16 @@ export function AuthScreen() {
       <div class="auth-card">
         <div class="auth-brand">
           <span class="logo" aria-hidden="true">
-            <svg viewBox="0 0 32 32" width="36" height="36">
-              <path d="M6 8a4 4 0 0 1 4-4h12a4 4 0 0 1 4 4v9a4 4 0 0 1-4 4h-7l-6 5v-5H10a4 4 0 0 1-4-4z" fill="currentColor" />
+            <svg viewBox="0 0 32 32" width="36" height="36" aria-hidden="true">
+              <path
+                d="M6 8a4 4 0 0 1 4-4h12a4 4 0 0 1 4 4v9a4 4 0 0 1-4 4h-7l-6 5v-5H10a4 4 0 0 1-4-4z"
+                fill="currentColor"
+              />
             </svg>
           </span>
           <h1>Tidings</h1>
         </div>
+        {/* biome-ignore lint/a11y/useSemanticElements: a row of toggle buttons; a <fieldset> would bring a legend and the browser's border for no gain */}
         <div class="segmented" role="group" aria-label="Account">
           <button type="button" aria-pressed={login} onClick={() => switchMode("login")}>
             Log in

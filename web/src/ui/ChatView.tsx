@@ -1,11 +1,11 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { canDelete, lastEditable } from "../changes";
-import { store, type ChatEntry, type Member, type Msg, type Pending, type QuoteView, type Tick } from "../store";
+import { type ChatEntry, type Member, type Msg, type Pending, type QuoteView, store, type Tick } from "../store";
 import { formatDay, sameDay } from "../util";
-import { Avatar, Spinner } from "./common";
 import { Composer } from "./Composer";
+import { Avatar, Spinner } from "./common";
 import { ConfirmDialog, GroupInfoDialog } from "./Dialogs";
-import { Bubble, PendingBubble, type MessageActions } from "./Message";
+import { Bubble, type MessageActions, PendingBubble } from "./Message";
 import { chatTitle, closeChatRoute, peerOf, presenceOf } from "./Messenger";
 
 export function ChatView({ chatId }: { chatId: string }) {
@@ -20,8 +20,14 @@ export function ChatView({ chatId }: { chatId: string }) {
   // Stable for the memoised bubbles: only state setters and refs inside.
   const actions = useMemo<MessageActions>(
     () => ({
-      reply: (m) => (setEditId(null), setReplyId(m.id)),
-      edit: (m) => (setReplyId(null), setEditId(m.id)),
+      reply: (m) => {
+        setEditId(null);
+        setReplyId(m.id);
+      },
+      edit: (m) => {
+        setReplyId(null);
+        setEditId(m.id);
+      },
       remove: (m) => setToDelete(m),
       react: (m, emoji) => {
         setActionError("");
@@ -73,7 +79,14 @@ export function ChatView({ chatId }: { chatId: string }) {
           </p>
         </div>
         {e.isGroup && (
-          <button class="icon-btn" type="button" aria-label="Group details" title="Group details" aria-haspopup="dialog" onClick={() => setInfo(true)}>
+          <button
+            class="icon-btn"
+            type="button"
+            aria-label="Group details"
+            title="Group details"
+            aria-haspopup="dialog"
+            onClick={() => setInfo(true)}
+          >
             <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
               <circle cx="12" cy="12" r="9" fill="none" stroke="currentColor" stroke-width="2" />
               <path d="M12 11v6M12 7.5v.1" stroke="currentColor" stroke-width="2" stroke-linecap="round" />
@@ -128,9 +141,7 @@ export function ChatView({ chatId }: { chatId: string }) {
             await store.deleteMessage(e.id, m.id);
           }}
         >
-          <p>
-            {describeMsg(toDelete)} will be replaced by “Message deleted” for everyone in this chat.
-          </p>
+          <p>{describeMsg(toDelete)} will be replaced by “Message deleted” for everyone in this chat.</p>
         </ConfirmDialog>
       )}
     </section>
@@ -166,7 +177,14 @@ function BackButton() {
   return (
     <button class="icon-btn back" type="button" aria-label="Back to chats" onClick={closeChatRoute}>
       <svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">
-        <path d="M15 5l-7 7 7 7" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" stroke-linejoin="round" />
+        <path
+          d="M15 5l-7 7 7 7"
+          fill="none"
+          stroke="currentColor"
+          stroke-width="2.2"
+          stroke-linecap="round"
+          stroke-linejoin="round"
+        />
       </svg>
     </button>
   );
@@ -174,7 +192,16 @@ function BackButton() {
 
 type Row =
   | { kind: "day"; key: string; at: number }
-  | { kind: "msg"; key: string; m: Msg; own: boolean; tick: Tick | null; showName: boolean; tail: boolean; canDelete: boolean }
+  | {
+      kind: "msg";
+      key: string;
+      m: Msg;
+      own: boolean;
+      tick: Tick | null;
+      showName: boolean;
+      tail: boolean;
+      canDelete: boolean;
+    }
   | { kind: "pending"; key: string; p: Pending; quote: QuoteView | null };
 
 function buildRows(e: ChatEntry): Row[] {
@@ -213,10 +240,21 @@ function quoteOf(e: ChatEntry, id: string | undefined): QuoteView | null {
   if (!id) return null;
   const m = store.messageById(e, id);
   if (!m) return { messageId: id, userId: "", username: "", excerpt: "", deleted: false };
-  return { messageId: id, userId: m.userId, username: m.username, excerpt: m.content.slice(0, 200), deleted: m.deletedAt > 0 };
+  return {
+    messageId: id,
+    userId: m.userId,
+    username: m.username,
+    excerpt: m.content.slice(0, 200),
+    deleted: m.deletedAt > 0,
+  };
 }
 
-function MessageList(props: { e: ChatEntry; title: string; actions: MessageActions; listRef: { current: HTMLDivElement | null } }) {
+function MessageList(props: {
+  e: ChatEntry;
+  title: string;
+  actions: MessageActions;
+  listRef: { current: HTMLDivElement | null };
+}) {
   const { e, title, actions } = props;
   const ref = props.listRef;
   const rows = buildRows(e);
@@ -229,7 +267,9 @@ function MessageList(props: { e: ChatEntry; title: string; actions: MessageActio
 
   // Read the scroll position of the DOM as it is before this render commits.
   const el = ref.current;
-  const before = el ? { height: el.scrollHeight, top: el.scrollTop, nearBottom: el.scrollHeight - el.scrollTop - el.clientHeight < 120 } : null;
+  const before = el
+    ? { height: el.scrollHeight, top: el.scrollTop, nearBottom: el.scrollHeight - el.scrollTop - el.clientHeight < 120 }
+    : null;
   const prev = useRef({ firstKey: "", lastKey: "", loaded: false });
 
   useLayoutEffect(() => {
@@ -251,7 +291,13 @@ function MessageList(props: { e: ChatEntry; title: string; actions: MessageActio
   // Fill the screen: a tall window may need more than one page.
   useEffect(() => {
     const node = ref.current;
-    if (node && e.history === "loaded" && node.scrollHeight <= node.clientHeight + 40 && store.hasOlder(e) && !e.olderError) {
+    if (
+      node &&
+      e.history === "loaded" &&
+      node.scrollHeight <= node.clientHeight + 40 &&
+      store.hasOlder(e) &&
+      !e.olderError
+    ) {
       void store.loadOlder(e);
     }
   });
@@ -262,7 +308,17 @@ function MessageList(props: { e: ChatEntry; title: string; actions: MessageActio
   }
 
   return (
-    <div class="messages" ref={ref} onScroll={onScroll} tabIndex={0} aria-label={`Messages with ${title}`} data-testid="messages">
+    // biome-ignore lint/a11y/useSemanticElements: the same landmark as a <section> with a label; the scroll code and its ref are typed for this <div>
+    <div
+      role="region"
+      class="messages"
+      ref={ref}
+      onScroll={onScroll}
+      // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must be reachable by keyboard to scroll it (WCAG 2.1.1)
+      tabIndex={0}
+      aria-label={`Messages with ${title}`}
+      data-testid="messages"
+    >
       {e.history === "loading" && (
         <div class="history-state">
           <Spinner label="Loading messages" />
@@ -287,23 +343,32 @@ function MessageList(props: { e: ChatEntry; title: string; actions: MessageActio
           )}
         </div>
       )}
-      {e.history === "loaded" && rows.length === 0 && (
-        <p class="history-state muted">No messages yet. Say hello!</p>
-      )}
+      {e.history === "loaded" && rows.length === 0 && <p class="history-state muted">No messages yet. Say hello!</p>}
       <div role="log" aria-live="polite" aria-relevant="additions" aria-label="Messages">
-      <ol class="msg-list">
-        {rows.map((r) =>
-          r.kind === "day" ? (
-            <li key={r.key} class="day-sep" role="separator">
-              <span>{formatDay(r.at)}</span>
-            </li>
-          ) : r.kind === "msg" ? (
-            <Bubble key={r.key} m={r.m} own={r.own} tick={r.tick} showName={r.showName} tail={r.tail} canDelete={r.canDelete} names={names} actions={actions} />
-          ) : (
-            <PendingBubble key={r.key} p={r.p} quote={r.quote} />
-          ),
-        )}
-      </ol>
+        <ol class="msg-list">
+          {rows.map((r) =>
+            r.kind === "day" ? (
+              // biome-ignore lint/a11y/noNoninteractiveElementToInteractiveRole lint/a11y/useSemanticElements: a non-focusable separator between days inside the list (an <hr> cannot be a list item)
+              <li key={r.key} class="day-sep" role="separator">
+                <span>{formatDay(r.at)}</span>
+              </li>
+            ) : r.kind === "msg" ? (
+              <Bubble
+                key={r.key}
+                m={r.m}
+                own={r.own}
+                tick={r.tick}
+                showName={r.showName}
+                tail={r.tail}
+                canDelete={r.canDelete}
+                names={names}
+                actions={actions}
+              />
+            ) : (
+              <PendingBubble key={r.key} p={r.p} quote={r.quote} />
+            ),
+          )}
+        </ol>
       </div>
     </div>
   );

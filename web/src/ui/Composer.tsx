@@ -1,6 +1,6 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { store, type ChatEntry, type Member, type Msg } from "../store";
-import { MAX_MESSAGE_CHARS, charCount } from "../util";
+import { type ChatEntry, type Member, type Msg, store } from "../store";
+import { charCount, MAX_MESSAGE_CHARS } from "../util";
 import { QuoteBlock } from "./Message";
 
 /** Drafts survive switching between chats. */
@@ -49,7 +49,8 @@ export function Composer(props: ComposerProps) {
   const listOpen = suggestions.length > 0;
   const activeIdx = Math.min(active, suggestions.length - 1);
   /** The name is typed in full: Enter sends rather than completes. */
-  const typedInFull = listOpen && suggestions.some((m) => m.username.toLowerCase() === mq!.query.toLowerCase());
+  const typedInFull =
+    listOpen && mq !== null && suggestions.some((m) => m.username.toLowerCase() === mq.query.toLowerCase());
 
   useEffect(() => {
     // Desktop: ready to type on opening a chat. Phones keep the keyboard down.
@@ -147,7 +148,7 @@ export function Composer(props: ComposerProps) {
       }
       if (ev.key === "Escape") {
         ev.preventDefault();
-        setDismissed(mq!.start);
+        if (mq) setDismissed(mq.start);
         return;
       }
     }
@@ -162,7 +163,15 @@ export function Composer(props: ComposerProps) {
       }
       return;
     }
-    if (ev.key === "ArrowUp" && !editing && text.length === 0 && !ev.shiftKey && !ev.altKey && !ev.metaKey && !ev.ctrlKey) {
+    if (
+      ev.key === "ArrowUp" &&
+      !editing &&
+      text.length === 0 &&
+      !ev.shiftKey &&
+      !ev.altKey &&
+      !ev.metaKey &&
+      !ev.ctrlKey
+    ) {
       ev.preventDefault();
       props.onEditLast();
     }
@@ -171,11 +180,20 @@ export function Composer(props: ComposerProps) {
   return (
     <div class="composer-wrap">
       {listOpen && (
-        <ul class="mention-list" id="mention-list" role="listbox" aria-label="People to mention" data-testid="mention-suggestions">
+        <ul
+          class="mention-list"
+          id="mention-list"
+          // biome-ignore lint/a11y/noNoninteractiveElementToInteractiveRole: the ARIA combobox pattern: focus stays in the textarea, which points at the active option with aria-activedescendant
+          role="listbox"
+          aria-label="People to mention"
+          data-testid="mention-suggestions"
+        >
           {suggestions.map((m, i) => (
+            // biome-ignore lint/a11y/useFocusableInteractive: focus stays in the textarea, which points at the active option with aria-activedescendant
             <li
               key={m.id}
               id={`mention-${m.id}`}
+              // biome-ignore lint/a11y/noNoninteractiveElementToInteractiveRole: an option of the combobox, chosen with the arrow keys from the textarea (aria-activedescendant)
               role="option"
               aria-selected={i === activeIdx}
               class={i === activeIdx ? "active" : ""}
@@ -197,7 +215,13 @@ export function Composer(props: ComposerProps) {
             <strong>Editing message</strong>
             <span class="muted small"> · Escape to cancel</span>
           </span>
-          <button class="icon-btn" type="button" aria-label="Cancel editing" data-testid="edit-cancel" onClick={props.onDoneEditing}>
+          <button
+            class="icon-btn"
+            type="button"
+            aria-label="Cancel editing"
+            data-testid="edit-cancel"
+            onClick={props.onDoneEditing}
+          >
             <CloseIcon />
           </button>
         </div>
@@ -213,7 +237,13 @@ export function Composer(props: ComposerProps) {
               deleted: replyTo.deletedAt > 0,
             }}
           />
-          <button class="icon-btn" type="button" aria-label="Cancel reply" data-testid="reply-cancel" onClick={props.onCancelReply}>
+          <button
+            class="icon-btn"
+            type="button"
+            aria-label="Cancel reply"
+            data-testid="reply-cancel"
+            onClick={props.onCancelReply}
+          >
             <CloseIcon />
           </button>
         </div>
@@ -242,7 +272,8 @@ export function Composer(props: ComposerProps) {
           }}
           onKeyDown={onKeyDown}
           onKeyUp={(ev) => {
-            if (ev.key.startsWith("Arrow") || ev.key === "Home" || ev.key === "End") setCaret(ev.currentTarget.selectionStart ?? 0);
+            if (ev.key.startsWith("Arrow") || ev.key === "Home" || ev.key === "End")
+              setCaret(ev.currentTarget.selectionStart ?? 0);
           }}
           onClick={(ev) => setCaret(ev.currentTarget.selectionStart ?? 0)}
           onBlur={() => store.typing(e.id, false)}
@@ -250,17 +281,38 @@ export function Composer(props: ComposerProps) {
         <span id="composer-help" class="sr-only">
           Enter sends, Shift+Enter starts a new line. Up arrow in an empty box edits your last message.
         </span>
-        <span id="composer-count" class={`count${left < 0 ? " over" : left < 200 ? " near" : ""}`} data-testid="composer-count" aria-label={`${left} characters left`}>
+        <span
+          id="composer-count"
+          class={`count${left < 0 ? " over" : left < 200 ? " near" : ""}`}
+          data-testid="composer-count"
+        >
           {left}
+          <span class="sr-only"> characters left</span>
         </span>
-        <button class="send" type="submit" disabled={!canSend} aria-label={editing ? "Save" : "Send"} title={editing ? "Save" : "Send"}>
+        <button
+          class="send"
+          type="submit"
+          disabled={!canSend}
+          aria-label={editing ? "Save" : "Send"}
+          title={editing ? "Save" : "Send"}
+        >
           {editing ? (
             <svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">
-              <path d="M5 12.5l4.5 4.5L19 7.5" fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round" />
+              <path
+                d="M5 12.5l4.5 4.5L19 7.5"
+                fill="none"
+                stroke="currentColor"
+                stroke-width="2.4"
+                stroke-linecap="round"
+                stroke-linejoin="round"
+              />
             </svg>
           ) : (
             <svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">
-              <path d="M3.4 20.4l17.5-7.5a1 1 0 0 0 0-1.8L3.4 3.6a.5.5 0 0 0-.7.6L5 11l9 1-9 1-2.3 6.8a.5.5 0 0 0 .7.6z" fill="currentColor" />
+              <path
+                d="M3.4 20.4l17.5-7.5a1 1 0 0 0 0-1.8L3.4 3.6a.5.5 0 0 0-.7.6L5 11l9 1-9 1-2.3 6.8a.5.5 0 0 0 .7.6z"
+                fill="currentColor"
+              />
             </svg>
           )}
         </button>

@@ -1,7 +1,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { Code, asConnectError, describe, fieldOf } from "../api";
-import { store, type ChatEntry, type Member } from "../store";
+import { asConnectError, Code, describe, fieldOf } from "../api";
+import { type ChatEntry, type Member, store } from "../store";
 import { Avatar } from "./common";
 
 /** A modal <dialog>: the browser traps focus, Escape closes it, and focus
@@ -14,6 +14,7 @@ function Modal(props: { title: string; onClose: () => void; children: ComponentC
     return () => d?.close();
   }, []);
   return (
+    // biome-ignore lint/a11y/useKeyWithClickEvents: a click on the backdrop closes the dialog; the keyboard way is Escape (onCancel)
     <dialog
       ref={ref}
       class="modal"
@@ -107,7 +108,7 @@ function chatError(err: unknown, several: boolean): string {
   if (e.code === Code.NotFound) {
     // The server names the address when it can ("email: x@y not found").
     const f = fieldOf(e.rawMessage);
-    const named = f && f.detail.includes("@") ? ` (${f.detail})` : "";
+    const named = f?.detail.includes("@") ? ` (${f.detail})` : "";
     return several
       ? `Some of these addresses do not belong to anyone here${named}.`
       : "No one with that email address has an account here.";
@@ -136,7 +137,8 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
     if (!group) {
       const addr = email.trim();
       if (!EMAIL_RE.test(addr)) return setError("Enter the email address of the person to chat with.");
-      if (addr.toLowerCase() === store.session?.user.email.toLowerCase()) return setError("That is your own email address.");
+      if (addr.toLowerCase() === store.session?.user.email.toLowerCase())
+        return setError("That is your own email address.");
       run = () => store.createDirect(addr);
     } else {
       const list = parseEmails(members);
@@ -159,11 +161,26 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
 
   return (
     <Modal title="New chat" labelId="new-chat-title" onClose={() => onClose()}>
+      {/* biome-ignore lint/a11y/useSemanticElements: a row of toggle buttons; a <fieldset> would bring a legend and the browser's border for no gain */}
       <div class="segmented" role="group" aria-label="Kind of chat">
-        <button type="button" aria-pressed={!group} onClick={() => (setGroup(false), setError(""))}>
+        <button
+          type="button"
+          aria-pressed={!group}
+          onClick={() => {
+            setGroup(false);
+            setError("");
+          }}
+        >
           Direct message
         </button>
-        <button type="button" aria-pressed={group} onClick={() => (setGroup(true), setError(""))}>
+        <button
+          type="button"
+          aria-pressed={group}
+          onClick={() => {
+            setGroup(true);
+            setError("");
+          }}
+        >
           Group
         </button>
       </div>
@@ -187,7 +204,14 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
           <>
             <div class="field">
               <label for="group-name">Group name</label>
-              <input ref={firstRef} id="group-name" maxLength={50} value={name} onInput={(e) => setName(e.currentTarget.value)} aria-describedby="new-chat-error" />
+              <input
+                ref={firstRef}
+                id="group-name"
+                maxLength={50}
+                value={name}
+                onInput={(e) => setName(e.currentTarget.value)}
+                aria-describedby="new-chat-error"
+              />
             </div>
             <div class="field">
               <label for="group-members">Members’ emails</label>
@@ -333,7 +357,12 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
       <form onSubmit={add} noValidate>
         <div class="field">
           <label for="add-members">Add people by email</label>
-          <input id="add-members" value={emails} onInput={(ev) => setEmails(ev.currentTarget.value)} aria-describedby="group-info-error" />
+          <input
+            id="add-members"
+            value={emails}
+            onInput={(ev) => setEmails(ev.currentTarget.value)}
+            aria-describedby="group-info-error"
+          />
         </div>
         <p id="group-info-error" class="form-error" role="alert">
           {error}

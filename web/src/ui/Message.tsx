@@ -3,7 +3,7 @@ import { memo } from "preact/compat";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { QUICK_REACTIONS } from "../changes";
 import { NAME_CHAR } from "../model";
-import { store, type Member, type Msg, type Pending, type QuoteView, type ReactionView, type Tick } from "../store";
+import { type Member, type Msg, type Pending, type QuoteView, type ReactionView, store, type Tick } from "../store";
 import { formatFull, formatTime } from "../util";
 import { Ticks } from "./common";
 
@@ -47,6 +47,7 @@ export const Bubble = memo(function Bubble(props: BubbleProps) {
       data-mentions-me={mentionsMe ? "true" : undefined}
       tabIndex={-1}
     >
+      {/* biome-ignore lint/a11y/noStaticElementInteractions lint/a11y/useKeyWithClickEvents: a tap shows the action bar where there is no hover; keyboard users reach the same buttons by Tab (the bar shows on focus-within) */}
       <div
         class="bubble"
         onClick={(ev) => {
@@ -133,7 +134,13 @@ function RichText({ text, mentions, names }: { text: string; mentions: string[];
     if (hit.index > plain) out.push(text.slice(plain, hit.index));
     const me = member.id === store.me;
     out.push(
-      <span class={`mention${me ? " mention-me" : ""}`} data-testid="mention" data-user-id={member.id} data-me={String(me)} key={hit.index}>
+      <span
+        class={`mention${me ? " mention-me" : ""}`}
+        data-testid="mention"
+        data-user-id={member.id}
+        data-me={String(me)}
+        key={hit.index}
+      >
         @{name}
       </span>,
     );
@@ -144,8 +151,17 @@ function RichText({ text, mentions, names }: { text: string; mentions: string[];
   return <>{out}</>;
 }
 
-function Reactions({ m, names, onReact }: { m: Msg; names: Map<string, Member>; onReact: (m: Msg, emoji: string) => void }) {
+function Reactions({
+  m,
+  names,
+  onReact,
+}: {
+  m: Msg;
+  names: Map<string, Member>;
+  onReact: (m: Msg, emoji: string) => void;
+}) {
   return (
+    // biome-ignore lint/a11y/useSemanticElements: a group of buttons, not a form section (no <fieldset> legend or border wanted)
     <div class="reactions" data-testid="reactions" role="group" aria-label="Reactions">
       {m.reactions.map((r) => (
         <button
@@ -177,12 +193,27 @@ function whoReacted(r: ReactionView, names: Map<string, Member>): string {
   return more > 0 ? `${shown.join(", ")} and ${more} more` : shown.join(", ");
 }
 
-function ActionBar({ m, own, canDelete, actions }: { m: Msg; own: boolean; canDelete: boolean; actions: MessageActions }) {
+function ActionBar({
+  m,
+  own,
+  canDelete,
+  actions,
+}: {
+  m: Msg;
+  own: boolean;
+  canDelete: boolean;
+  actions: MessageActions;
+}) {
   const [picker, setPicker] = useState(false);
   return (
     <div class={`msg-actions${picker ? " open" : ""}`} data-testid="message-actions">
       <div class="picker-wrap">
-        <ActionButton label="Add a reaction" testid="action-react" onClick={() => setPicker((v) => !v)} expanded={picker}>
+        <ActionButton
+          label="Add a reaction"
+          testid="action-react"
+          onClick={() => setPicker((v) => !v)}
+          expanded={picker}
+        >
           <path d="M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM8.5 14.5s1.3 1.8 3.5 1.8 3.5-1.8 3.5-1.8M9 9.5h.01M15 9.5h.01" />
         </ActionButton>
         {picker && (
@@ -213,7 +244,13 @@ function ActionBar({ m, own, canDelete, actions }: { m: Msg; own: boolean; canDe
   );
 }
 
-function ActionButton(props: { label: string; testid: string; onClick: () => void; expanded?: boolean; children: ComponentChildren }) {
+function ActionButton(props: {
+  label: string;
+  testid: string;
+  onClick: () => void;
+  expanded?: boolean;
+  children: ComponentChildren;
+}) {
   return (
     <button
       type="button"
@@ -224,7 +261,17 @@ function ActionButton(props: { label: string; testid: string; onClick: () => voi
       aria-expanded={props.expanded}
       onClick={props.onClick}
     >
-      <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+      <svg
+        viewBox="0 0 24 24"
+        width="16"
+        height="16"
+        aria-hidden="true"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="2"
+        stroke-linecap="round"
+        stroke-linejoin="round"
+      >
         {props.children}
       </svg>
     </button>
@@ -242,6 +289,7 @@ function ReactionPicker({ m, onPick, onClose }: { m: Msg; onPick: (emoji: string
     return () => document.removeEventListener("mousedown", away);
   }, []);
   return (
+    // biome-ignore lint/a11y/useSemanticElements: a group of buttons, not a form section; Escape on it closes the picker
     <div
       ref={ref}
       class="reaction-picker"
@@ -279,7 +327,12 @@ function ReactionPicker({ m, onPick, onClose }: { m: Msg; onPick: (emoji: string
 export function PendingBubble({ p, quote }: { p: Pending; quote: QuoteView | null }) {
   const failed = p.state === "failed";
   return (
-    <li class={`msg own tail pending${failed ? " failed" : ""}`} data-testid="message" data-pending="true" data-own="true">
+    <li
+      class={`msg own tail pending${failed ? " failed" : ""}`}
+      data-testid="message"
+      data-pending="true"
+      data-own="true"
+    >
       <div class="bubble">
         <span class="sr-only">You: </span>
         {quote && <QuoteBlock q={quote} />}

@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { store, type ChatEntry } from "../store";
+import { type ChatEntry, store } from "../store";
 import { formatListTime } from "../util";
-import { Avatar, Ticks } from "./common";
 import { ChatView } from "./ChatView";
+import { Avatar, Ticks } from "./common";
 import { NewChatDialog } from "./Dialogs";
 
 /** `#/chat/<id>` is the open chat, so reloads and the browser's back button
@@ -65,7 +65,8 @@ export function Messenger() {
   });
 
   const open = store.openChatId;
-  const me = store.session!.user;
+  const me = store.session?.user;
+  if (!me) return null; // App shows the log-in screen
   return (
     <div class="app" data-view={open ? "chat" : "list"} data-conn={store.conn} data-testid="app">
       <aside class="sidebar" aria-label="Chats">
@@ -79,13 +80,26 @@ export function Messenger() {
           </div>
           <button class="icon-btn" type="button" onClick={() => store.logout()} aria-label="Log out" title="Log out">
             <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
-              <path d="M15 4h3a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-3M10 17l5-5-5-5M15 12H4" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" />
+              <path
+                d="M15 4h3a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-3M10 17l5-5-5-5M15 12H4"
+                fill="none"
+                stroke="currentColor"
+                stroke-width="2"
+                stroke-linecap="round"
+                stroke-linejoin="round"
+              />
             </svg>
           </button>
         </header>
         <div class="side-title">
           <h1>Chats</h1>
-          <button ref={newChatBtn} class="primary small" type="button" onClick={() => setDialog(true)} aria-haspopup="dialog">
+          <button
+            ref={newChatBtn}
+            class="primary small"
+            type="button"
+            onClick={() => setDialog(true)}
+            aria-haspopup="dialog"
+          >
             <svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true">
               <path d="M8 2.5v11M2.5 8h11" stroke="currentColor" stroke-width="2" stroke-linecap="round" />
             </svg>
@@ -133,7 +147,11 @@ function EmptyPane({ onNew }: { onNew: () => void }) {
   return (
     <div class="empty-pane">
       <svg viewBox="0 0 64 64" width="72" height="72" aria-hidden="true">
-        <path d="M12 16a6 6 0 0 1 6-6h28a6 6 0 0 1 6 6v20a6 6 0 0 1-6 6H30l-10 9v-9h-2a6 6 0 0 1-6-6z" fill="currentColor" opacity=".18" />
+        <path
+          d="M12 16a6 6 0 0 1 6-6h28a6 6 0 0 1 6 6v20a6 6 0 0 1-6 6H30l-10 9v-9h-2a6 6 0 0 1-6-6z"
+          fill="currentColor"
+          opacity=".18"
+        />
       </svg>
       <p>Select a chat, or start a new one.</p>
       <button class="secondary" type="button" onClick={onNew}>
@@ -186,7 +204,8 @@ function ChatItem({ e, active }: { e: ChatEntry; active: boolean }) {
   const typing = store.typingNames(e);
   let preview = "";
   if (typing.length) preview = e.isGroup ? `${typing[0]} is typing…` : "typing…";
-  else if (last) preview = `${own ? "You: " : e.isGroup ? `${last.username}: ` : ""}${last.deletedAt ? "Message deleted" : last.content}`;
+  else if (last)
+    preview = `${own ? "You: " : e.isGroup ? `${last.username}: ` : ""}${last.deletedAt ? "Message deleted" : last.content}`;
   else preview = e.isGroup ? `${e.members.length} members` : "No messages yet";
   const time = formatListTime(last?.sentAt ?? e.createdAt);
   return (
@@ -208,16 +227,22 @@ function ChatItem({ e, active }: { e: ChatEntry; active: boolean }) {
           </span>
           <span class="chat-item-bottom">
             <span class={`chat-preview${typing.length ? " typing" : ""}`}>
-              {own && !typing.length && <Ticks tick={store.tickOf(e, last!)} />}
+              {own && last && !typing.length && <Ticks tick={store.tickOf(e, last)} />}
               {preview}
             </span>
             {e.mentions > 0 && (
-              <span class="badge mention-badge" data-testid="mention-badge" aria-label={`${e.mentions} ${e.mentions === 1 ? "mention" : "mentions"} of you`} title="You were mentioned">
+              <span
+                class="badge mention-badge"
+                role="img"
+                data-testid="mention-badge"
+                aria-label={`${e.mentions} ${e.mentions === 1 ? "mention" : "mentions"} of you`}
+                title="You were mentioned"
+              >
                 @
               </span>
             )}
             {e.unread > 0 && (
-              <span class="badge" data-testid="unread" aria-label={`${e.unread} unread`}>
+              <span class="badge" role="img" data-testid="unread" aria-label={`${e.unread} unread`}>
                 {e.unread > 99 ? "99+" : e.unread}
               </span>
             )}

@@ -13,7 +13,9 @@ export function Avatar(props: { name: string; online?: boolean | null; size?: "s
   return (
     <span class={`avatar avatar-${size}`} style={{ "--hue": String(hueOf(name)) }} aria-hidden="true">
       {initials(name)}
-      {online != null && <span class={`presence ${online ? "on" : "off"}`} data-testid="presence" data-online={String(online)} />}
+      {online != null && (
+        <span class={`presence ${online ? "on" : "off"}`} data-testid="presence" data-online={String(online)} />
+      )}
     </span>
   );
 }
@@ -28,7 +30,14 @@ const TICK_LABEL: Record<Tick, string> = {
 
 export function Ticks({ tick }: { tick: Tick }) {
   return (
-    <span class={`ticks tick-${tick.toLowerCase()}`} data-testid="tick" data-tick={tick} role="img" aria-label={TICK_LABEL[tick]} title={TICK_LABEL[tick]}>
+    <span
+      class={`ticks tick-${tick.toLowerCase()}`}
+      data-testid="tick"
+      data-tick={tick}
+      role="img"
+      aria-label={TICK_LABEL[tick]}
+      title={TICK_LABEL[tick]}
+    >
       {tick === "sending" ? (
         <svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true">
           <circle cx="8" cy="8" r="6" fill="none" stroke="currentColor" stroke-width="1.5" />
@@ -41,12 +50,33 @@ export function Ticks({ tick }: { tick: Tick }) {
         </svg>
       ) : tick === "SENT" ? (
         <svg viewBox="0 0 18 16" width="16" height="14" aria-hidden="true">
-          <path d="M3 8.5l3.2 3.2L14 4" fill="none" stroke="currentColor" stroke-width="1.7" stroke-linecap="round" stroke-linejoin="round" />
+          <path
+            d="M3 8.5l3.2 3.2L14 4"
+            fill="none"
+            stroke="currentColor"
+            stroke-width="1.7"
+            stroke-linecap="round"
+            stroke-linejoin="round"
+          />
         </svg>
       ) : (
         <svg viewBox="0 0 22 16" width="19" height="14" aria-hidden="true">
-          <path d="M2 8.5l3.2 3.2L13 4" fill="none" stroke="currentColor" stroke-width="1.7" stroke-linecap="round" stroke-linejoin="round" />
-          <path d="M9.5 11.2l.5.5L18 4" fill="none" stroke="currentColor" stroke-width="1.7" stroke-linecap="round" stroke-linejoin="round" />
+          <path
+            d="M2 8.5l3.2 3.2L13 4"
+            fill="none"
+            stroke="currentColor"
+            stroke-width="1.7"
+            stroke-linecap="round"
+            stroke-linejoin="round"
+          />
+          <path
+            d="M9.5 11.2l.5.5L18 4"
+            fill="none"
+            stroke="currentColor"
+            stroke-width="1.7"
+            stroke-linecap="round"
+            stroke-linejoin="round"
+          />
         </svg>
       )}
     </span>
