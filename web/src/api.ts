@@ -2,7 +2,7 @@
 // with clients generated from proto/messaging.proto.
 
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { ChatsService, EventsService, MessagesService, UsersService } from "./gen/messaging_pb";
 
@@ -24,10 +24,27 @@ const transport = createGrpcWebTransport({
   interceptors: [authorization],
 });
 
-export const usersApi = createClient(UsersService, transport);
-export const chatsApi = createClient(ChatsService, transport);
-export const messagesApi = createClient(MessagesService, transport);
-export const eventsApi = createClient(EventsService, transport);
+/** The clients of every service, over one transport. */
+export interface Api {
+  users: Client<typeof UsersService>;
+  chats: Client<typeof ChatsService>;
+  messages: Client<typeof MessagesService>;
+  events: Client<typeof EventsService>;
+}
+
+/** The clients over `t` (the unit tests pass an in-memory transport). */
+export function clientsFor(t: Transport): Api {
+  return {
+    users: createClient(UsersService, t),
+    chats: createClient(ChatsService, t),
+    messages: createClient(MessagesService, t),
+    events: createClient(EventsService, t),
+  };
+}
+
+/** The clients over gRPC-Web to the page's own origin. */
+export const api = clientsFor(transport);
+export const usersApi = api.users;
 
 /** Upper bound for every unary call, so nothing waits forever. */
 export const CALL_TIMEOUT_MS = 15_000;

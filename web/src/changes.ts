@@ -13,7 +13,7 @@
 // may predate it, so the last changes are kept and applied again to what such
 // a page brings (see `reapplyRecent`).
 
-import { asConnectError, CALL_TIMEOUT_MS, Code, chatsApi, describe, messagesApi, tsToMs } from "./api";
+import { asConnectError, CALL_TIMEOUT_MS, Code, describe, tsToMs } from "./api";
 import type { ChatChange } from "./gen/messaging_pb";
 import { excerptOf, type Msg, type ReactionView, toMember, toMsg, toReaction } from "./model";
 import type { ChatEntry, Store } from "./store";
@@ -190,7 +190,7 @@ export async function editMessage(s: Store, chatId: string, id: string, content:
   applyEdited(e, { ...before, content, editedAt: Date.now() });
   s.changed();
   try {
-    const r = await messagesApi.editMessage({ messageId: id, content }, { timeoutMs: CALL_TIMEOUT_MS });
+    const r = await s.api.messages.editMessage({ messageId: id, content }, { timeoutMs: CALL_TIMEOUT_MS });
     if (r.message) applyEdited(e, toMsg(r.message));
   } catch (err) {
     const now = messageOf(e, id);
@@ -213,7 +213,7 @@ export async function deleteMessage(s: Store, chatId: string, id: string): Promi
   const e = s.chats.get(chatId);
   if (!e) return;
   try {
-    await messagesApi.deleteMessage({ messageId: id }, { timeoutMs: CALL_TIMEOUT_MS });
+    await s.api.messages.deleteMessage({ messageId: id }, { timeoutMs: CALL_TIMEOUT_MS });
     applyDeleted(e, id, Date.now());
   } catch (err) {
     throw failure(s, err);
@@ -244,8 +244,8 @@ export function toggleReaction(s: Store, chatId: string, id: string, emoji: stri
     try {
       const req = { messageId: id, emoji };
       const r = remove
-        ? await messagesApi.removeReaction(req, { timeoutMs: CALL_TIMEOUT_MS })
-        : await messagesApi.addReaction(req, { timeoutMs: CALL_TIMEOUT_MS });
+        ? await s.api.messages.removeReaction(req, { timeoutMs: CALL_TIMEOUT_MS })
+        : await s.api.messages.addReaction(req, { timeoutMs: CALL_TIMEOUT_MS });
       setReactions(e, id, r.reactions.filter((x) => x.count > 0).map(toReaction));
     } catch (err) {
       setReactions(e, id, previous);
@@ -267,7 +267,7 @@ export function toggleReaction(s: Store, chatId: string, id: string, emoji: stri
 
 export async function renameChat(s: Store, chatId: string, name: string): Promise<void> {
   try {
-    const r = await chatsApi.updateChat({ chatId, name: name.trim() }, { timeoutMs: CALL_TIMEOUT_MS });
+    const r = await s.api.chats.updateChat({ chatId, name: name.trim() }, { timeoutMs: CALL_TIMEOUT_MS });
     const e = s.chats.get(chatId);
     if (e && r.chat) e.name = r.chat.name;
   } catch (err) {
@@ -279,7 +279,7 @@ export async function renameChat(s: Store, chatId: string, name: string): Promis
 
 export async function removeMember(s: Store, chatId: string, userId: string): Promise<void> {
   try {
-    const r = await chatsApi.removeMember({ chatId, userId }, { timeoutMs: CALL_TIMEOUT_MS });
+    const r = await s.api.chats.removeMember({ chatId, userId }, { timeoutMs: CALL_TIMEOUT_MS });
     const e = s.chats.get(chatId);
     if (e && r.chat) e.members = r.chat.members.map(toMember);
     else if (e) e.members = e.members.filter((x) => x.id !== userId);

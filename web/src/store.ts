@@ -15,17 +15,15 @@
 
 import { create } from "@bufbuild/protobuf";
 import {
+  type Api,
   asConnectError,
   CALL_TIMEOUT_MS,
   Code,
-  chatsApi,
+  api as defaultApi,
   describe,
-  eventsApi,
   isTransient,
-  messagesApi,
   setAuthToken,
   tsToMs,
-  usersApi,
 } from "./api";
 import * as changes from "./changes";
 import { type Chat, type ChatChange, ChatCursorSchema, type Event, type User } from "./gen/messaging_pb";
@@ -201,7 +199,8 @@ export class Store {
   private typingSent = new Map<string, number>();
   private fetchingChats = new Set<string>();
 
-  constructor() {
+  /** `api`: the server's services (tests pass clients of a fake one). */
+  constructor(readonly api: Api = defaultApi) {
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") this.scheduleMarkRead();
     });
@@ -300,7 +299,7 @@ export class Store {
   /** A token kept from an earlier visit may have expired meanwhile. */
   private async checkSession(): Promise<void> {
     try {
-      const r = await usersApi.getMe({}, { timeoutMs: CALL_TIMEOUT_MS });
+      const r = await this.api.users.getMe({}, { timeoutMs: CALL_TIMEOUT_MS });
       if (r.user && this.session) {
         this.session.user = toMember(r.user);
         localStorage.setItem(SESSION_KEY, JSON.stringify(this.session));
@@ -329,7 +328,7 @@ export class Store {
     const s = this.session;
     if (!s || !this.running) return;
     try {
-      const r = await usersApi.refreshToken({}, { timeoutMs: CALL_TIMEOUT_MS });
+      const r = await this.api.users.refreshToken({}, { timeoutMs: CALL_TIMEOUT_MS });
       if (this.session !== s || !r.token) return;
       s.token = r.token;
       s.expiresAt = tsToMs(r.expiresAt);
@@ -380,7 +379,7 @@ export class Store {
       const token = this.session?.token;
       try {
         alive();
-        const stream = eventsApi.subscribe({ cursors: this.cursors() }, { signal: abort.signal });
+        const stream = this.api.events.subscribe({ cursors: this.cursors() }, { signal: abort.signal });
         for await (const ev of stream) {
           if (!live()) break;
           alive();
@@ -528,7 +527,7 @@ export class Store {
       const all: Chat[] = [];
       let total = 0;
       for (let page = 1; page <= 50; page++) {
-        const r = await chatsApi.listChats({ page, limit: 100 }, { timeoutMs: CALL_TIMEOUT_MS });
+        const r = await this.api.chats.listChats({ page, limit: 100 }, { timeoutMs: CALL_TIMEOUT_MS });
         all.push(...r.chats);
         total = r.total;
         if (r.chats.length === 0 || all.length >= total) break;
@@ -615,7 +614,7 @@ export class Store {
     try {
       for (let attempt = 0; this.running && this.chats.get(id)?.stub; attempt++) {
         try {
-          const r = await chatsApi.getChat({ chatId: id }, { timeoutMs: CALL_TIMEOUT_MS });
+          const r = await this.api.chats.getChat({ chatId: id }, { timeoutMs: CALL_TIMEOUT_MS });
           if (r.chat && this.chats.has(id)) this.mergeChat(r.chat, -1);
           break;
         } catch (err) {
@@ -636,13 +635,13 @@ export class Store {
 
   /** Opens (or creates) the direct chat with the person with this email. */
   async createDirect(email: string): Promise<string> {
-    const r = await chatsApi.createChat({ email: email.trim() }, { timeoutMs: CALL_TIMEOUT_MS });
+    const r = await this.api.chats.createChat({ email: email.trim() }, { timeoutMs: CALL_TIMEOUT_MS });
     await this.ensureChat(r.chatId);
     return r.chatId;
   }
 
   async createGroup(name: string, emails: string[]): Promise<string> {
-    const r = await chatsApi.createChat(
+    const r = await this.api.chats.createChat(
       { name: name.trim(), memberEmails: emails, isGroup: true },
       { timeoutMs: CALL_TIMEOUT_MS },
     );
@@ -651,20 +650,20 @@ export class Store {
   }
 
   async addMembers(chatId: string, emails: string[]): Promise<void> {
-    const r = await chatsApi.addMembers({ chatId, memberEmails: emails }, { timeoutMs: CALL_TIMEOUT_MS });
+    const r = await this.api.chats.addMembers({ chatId, memberEmails: emails }, { timeoutMs: CALL_TIMEOUT_MS });
     if (r.chat) this.mergeChat(r.chat, this.chats.get(chatId)?.rank ?? -1);
     this.changed();
   }
 
   async leave(chatId: string): Promise<void> {
-    await chatsApi.leaveChat({ chatId }, { timeoutMs: CALL_TIMEOUT_MS });
+    await this.api.chats.leaveChat({ chatId }, { timeoutMs: CALL_TIMEOUT_MS });
     this.dropChat(chatId, "You left the chat.");
   }
 
   private async ensureChat(id: string): Promise<void> {
     const known = this.chats.get(id);
     if (known && !known.stub) return;
-    const r = await chatsApi.getChat({ chatId: id }, { timeoutMs: CALL_TIMEOUT_MS });
+    const r = await this.api.chats.getChat({ chatId: id }, { timeoutMs: CALL_TIMEOUT_MS });
     if (!r.chat) return;
     const e = this.mergeChat(r.chat, -1);
     if (!e.hasCursor) {
@@ -806,7 +805,7 @@ export class Store {
     }
     const mark = e.changeCount;
     try {
-      const r = await messagesApi.listMessages({ chatId: e.id, limit: PAGE }, { timeoutMs: CALL_TIMEOUT_MS });
+      const r = await this.api.messages.listMessages({ chatId: e.id, limit: PAGE }, { timeoutMs: CALL_TIMEOUT_MS });
       const page = r.messages.map(toMsg);
       const fresh = new Set<string>();
       if (page.length) {
@@ -853,7 +852,7 @@ export class Store {
     this.changed();
     const mark = e.changeCount;
     try {
-      const r = await messagesApi.listMessages(
+      const r = await this.api.messages.listMessages(
         { chatId: e.id, beforeSeq: BigInt(before), limit: PAGE },
         { timeoutMs: CALL_TIMEOUT_MS },
       );
@@ -928,7 +927,7 @@ export class Store {
     if (seq <= Math.max(e.readSeq, e.markedSeq)) return;
     e.markedSeq = seq;
     try {
-      const r = await messagesApi.markRead({ chatId: e.id, seq: BigInt(seq) }, { timeoutMs: CALL_TIMEOUT_MS });
+      const r = await this.api.messages.markRead({ chatId: e.id, seq: BigInt(seq) }, { timeoutMs: CALL_TIMEOUT_MS });
       e.readSeq = Math.max(e.readSeq, Number(r.readSeq));
       this.recountUnread(e);
       if (this.openChatId === e.id) e.unread = e.mentions = 0;
@@ -957,7 +956,7 @@ export class Store {
       if (!last) return; // never said we were typing
       this.typingSent.delete(chatId);
     }
-    messagesApi.sendTyping({ chatId, typing: active }, { timeoutMs: CALL_TIMEOUT_MS }).catch(() => {
+    this.api.messages.sendTyping({ chatId, typing: active }, { timeoutMs: CALL_TIMEOUT_MS }).catch(() => {
       // Ephemeral: a lost typing notice is not worth a retry or a message.
     });
   }
@@ -1034,7 +1033,7 @@ export class Store {
           const p = e.pending.find((x) => x.state !== "failed");
           if (!p) break;
           try {
-            const r = await messagesApi.sendMessage(
+            const r = await this.api.messages.sendMessage(
               { chatId: e.id, content: p.content, idempotencyKey: p.key, replyToId: p.replyToId ?? "" },
               { timeoutMs: CALL_TIMEOUT_MS },
             );
