@@ -7,17 +7,30 @@
 # user stream), never a performance figure.
 #
 #   load/smoke.sh
+#   TIDINGS_BIN=target/debug/tidings TIDINGS_LOAD_BIN=target/debug/tidings-load load/smoke.sh
 #
-# Needs only the Rust toolchain. Honours CARGO_TARGET_DIR.
+# Needs only the Rust toolchain. Honours CARGO_TARGET_DIR. With both
+# TIDINGS_BIN and TIDINGS_LOAD_BIN set it builds nothing and runs those
+# binaries: scripts/test.sh passes the ones its one `cargo build --workspace
+# --all-targets` made (a `cargo build -p tidings -p tidings-load` after the
+# tests resolves other dependency features and rebuilt half the tree).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-cargo build --locked -p tidings -p tidings-load
-
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/debug"
+if [[ -n "${TIDINGS_BIN:-}" && -n "${TIDINGS_LOAD_BIN:-}" ]]; then
+    server_bin=$TIDINGS_BIN
+    load_bin=$TIDINGS_LOAD_BIN
+else
+    cargo build --locked -p tidings -p tidings-load
+    target_dir=$(cargo metadata --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    server_bin="$target_dir/debug/tidings"
+    load_bin="$target_dir/debug/tidings-load"
+fi
+for b in "$server_bin" "$load_bin"; do
+    [[ -x "$b" ]] || { echo "smoke: $b is missing or not executable" >&2; exit 1; }
+done
 
 tmp=$(mktemp -d)
 server_pid=""
@@ -36,7 +49,7 @@ trap cleanup EXIT
 env -u DATABASE_URL -u REDIS_URL -u JWT_SECRET \
     LISTEN_ADDR=127.0.0.1:0 DATA_DIR="$tmp/data" LOG_FORMAT=json LOG_LEVEL=info \
     SEND_RATE=0 TYPING_RATE=0 AUTH_RATE=0 ROOM_RATE=0 LOOKUP_RATE=0 MAX_CONNECTIONS_PER_IP=0 MAX_STREAMS_PER_USER=0 \
-    "$bin/tidings" >"$tmp/server.log" 2>&1 &
+    "$server_bin" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 
 addr=""
@@ -57,7 +70,7 @@ if [[ -z "$addr" ]]; then
 fi
 
 status=0
-"$bin/tidings-load" smoke --server "http://$addr" --server-pid "$server_pid" \
+"$load_bin" smoke --server "http://$addr" --server-pid "$server_pid" \
     --max-time 60s || status=$?
 if [[ $status -ne 0 ]]; then
     echo "smoke: FAILED (exit $status); server log:" >&2
