@@ -37,6 +37,9 @@ FUZZ_PROFILE=${FUZZ_PROFILE:---dev}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 export RUSTC_BOOTSTRAP=1
 export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
+# The fuzz targets do not serve the web client: build.rs only stages what is
+# there (no npm run here, so CI can build this while other steps use web/).
+export TIDINGS_SKIP_WEB_BUILD=1
 # The fuzz build has its own flags and lock file: keep it in fuzz/target.
 unset CARGO_TARGET_DIR
 
