@@ -17,6 +17,26 @@
 #   server's unit tests only (the whole-suite figure in the README comes from
 #   `task test-coverage` without arguments).
 # - clean runs last, on a scratch CARGO_TARGET_DIR and DATA_DIR.
+#
+# Built once, reused (each change keeps the guard; what is not re-checked here
+# is checked elsewhere):
+# - From build-client on, TIDINGS_SKIP_WEB_BUILD=1 is set, as in the
+#   Dockerfile's builder: the release tasks (build-all, build, run,
+#   migrate-*) then make exactly the release build docker-parity made (the
+#   test step), so none of them compiles the server again. The other path of
+#   build.rs, building web/ with npm itself, is what every debug build of the
+#   test step and clippy runs, with CI=true making a failed npm build fatal.
+# - build-client rebuilds web/dist; when the result is byte-identical to the
+#   web/dist already there, the old files (and their times) are put back, so
+#   cargo does not rebuild the server around the same client.
+# - bench runs with BIN_DIR=target/release: the server binary above and a
+#   tidings-load built on its own (`cargo build --release -p tidings-load`).
+#   bench.sh's own `cargo build --release -p tidings -p tidings-load` resolves
+#   other features for the shared dependencies and compiled sea-orm, sqlx and
+#   the server a second time; what bench runs is the same code.
+# - test-coverage: in CI the instrumented build is made in the background
+#   (.ci/run, `scripts/coverage.sh --lib --no-run`) while other steps run;
+#   the task here reuses it and runs the server's unit tests under coverage.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -81,8 +101,16 @@ task proto && ran proto
 [[ -s web/src/gen/messaging_pb.ts ]] || { echo "check-tasks: proto did not generate web/src/gen/messaging_pb.ts" >&2; exit 1; }
 
 step build-client
+if [[ -f web/dist/index.html ]]; then cp -a web/dist "$scratch/dist-before"; fi
 task build-client && ran build-client
 [[ -s web/dist/index.html ]] || { echo "check-tasks: build-client made no web/dist/index.html" >&2; exit 1; }
+if [[ -d "$scratch/dist-before" ]] && diff -rq "$scratch/dist-before" web/dist >/dev/null; then
+    echo "check-tasks: web/dist is byte-identical to the one before; its old files are kept (no server rebuild around it)"
+    rm -rf web/dist
+    cp -a "$scratch/dist-before" web/dist
+fi
+# The release tasks use this web/dist as the Dockerfile's builder does.
+export TIDINGS_SKIP_WEB_BUILD=1
 
 step build-all
 task build-all && ran build-all
@@ -131,7 +159,8 @@ git checkout -- migrations/src/lib.rs
 ran migrate-create
 
 step bench
-BACKENDS=sqlite SCENARIOS=ingest DURATION=3s WARMUP=1s OUT="$scratch/bench" task bench
+cargo build --release --locked -p tidings-load
+BIN_DIR=target/release BACKENDS=sqlite SCENARIOS=ingest DURATION=3s WARMUP=1s OUT="$scratch/bench" task bench
 grep -q ingest "$scratch/bench/results.tsv" || { echo "check-tasks: bench wrote no ingest result" >&2; exit 1; }
 ran bench
 

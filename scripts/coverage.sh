@@ -10,6 +10,12 @@
 # scripts/test.sh, to cover the Postgres and Redis paths too. The report is
 # target/coverage/tarpaulin-report.html; the total is printed at the end.
 # Instrumented builds go to target/tarpaulin, apart from the normal ones.
+#
+#   scripts/coverage.sh --lib --no-run   # build only (tarpaulin's --no-run)
+#
+# CI makes that build in the background early (.ci/run), with the same flags
+# and environment as the later `task test-coverage -- --lib` of
+# scripts/check-tasks.sh, which then only runs the tests.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
