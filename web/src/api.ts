@@ -4,6 +4,7 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { BadRequestSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb";
 import { ChatsService, EventsService, MessagesService, UsersService } from "./gen/messaging_pb";
 
 let bearer: string | null = null;
@@ -74,10 +75,50 @@ export function isTransient(err: ConnectError): boolean {
   }
 }
 
-/** A server message "field: detail" split into its field and detail. */
-export function fieldOf(message: string): { field: string; detail: string } | null {
-  const m = /^([a-z_]+):\s*(.*)$/s.exec(message);
-  return m ? { field: m[1], detail: m[2] } : null;
+/** One field a request got wrong, from the error's `google.rpc.BadRequest`
+ * detail: `field` is the request's field name as the server spells it
+ * (`email`, `member_emails`; an entry of a list may carry its index,
+ * `member_emails[2]`), `index` that index when there is one. */
+export interface FieldError {
+  field: string;
+  index: number | null;
+  description: string;
+}
+
+/** The field violations the server attached to an error (none: []). */
+export function fieldErrors(err: unknown): FieldError[] {
+  const e = asConnectError(err);
+  const out: FieldError[] = [];
+  for (const bad of e.findDetails(BadRequestSchema)) {
+    for (const v of bad.fieldViolations) {
+      const open = v.field.indexOf("[");
+      const index = open > 0 && v.field.endsWith("]") ? Number(v.field.slice(open + 1, -1)) : Number.NaN;
+      out.push({
+        field: open > 0 ? v.field.slice(0, open) : v.field,
+        index: Number.isInteger(index) ? index : null,
+        description: v.description,
+      });
+    }
+  }
+  return out;
+}
+
+/** How long the server asked to wait before trying again (ms), from the
+ * error's `google.rpc.RetryInfo` detail; null when it sent none. */
+export function retryDelayMs(err: unknown): number | null {
+  for (const info of asConnectError(err).findDetails(RetryInfoSchema)) {
+    const d = info.retryDelay;
+    if (d) return Math.max(0, Number(d.seconds) * 1000 + Math.ceil(d.nanos / 1_000_000));
+  }
+  return null;
+}
+
+/** "Try again in 12 seconds." for a wait in ms. */
+export function tryAgainIn(ms: number): string {
+  const s = Math.max(1, Math.ceil(ms / 1000));
+  if (s < 90) return `Try again in ${s} ${s === 1 ? "second" : "seconds"}.`;
+  const m = Math.ceil(s / 60);
+  return `Try again in ${m} minutes.`;
 }
 
 const OFFLINE = "Can't reach the server. Check your connection and try again.";
@@ -92,12 +133,20 @@ export function describe(err: unknown): string {
       return navigator.onLine === false ? "You are offline." : OFFLINE;
     case Code.DeadlineExceeded:
       return "The server took too long to answer. Try again.";
-    case Code.ResourceExhausted:
-      return "Too many requests. Wait a moment and try again.";
+    case Code.ResourceExhausted: {
+      const wait = retryDelayMs(e);
+      return wait === null
+        ? "Too many requests. Wait a moment and try again."
+        : `Too many requests. ${tryAgainIn(wait)}`;
+    }
     case Code.Unauthenticated:
       return "Your session has expired. Please log in again.";
-    case Code.PermissionDenied:
-      return "You are not allowed to do that.";
+    case Code.PermissionDenied: {
+      // Refused because of what a field names (someone who blocked you):
+      // the server says why in a BadRequest violation.
+      const [f] = fieldErrors(e);
+      return f?.description ? sentence(f.description) : "You are not allowed to do that.";
+    }
     case Code.Unimplemented:
       return "The server does not support this yet.";
     case Code.NotFound:
@@ -111,7 +160,8 @@ export function describe(err: unknown): string {
   }
 }
 
-function sentence(s: string): string {
+/** A server's sentence fragment as a sentence: capital first, full stop. */
+export function sentence(s: string): string {
   const t = s.trim();
   const up = t.charAt(0).toUpperCase() + t.slice(1);
   return /[.!?]$/.test(up) ? up : `${up}.`;

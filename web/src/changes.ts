@@ -179,7 +179,7 @@ function failure(s: Store, err: unknown): Error {
   const x = asConnectError(err);
   if (x.code === Code.Unauthenticated) s.expired();
   if (x.code === Code.FailedPrecondition && /delet/i.test(x.rawMessage)) return new Error("That message was deleted.");
-  return new Error(describe(x));
+  return new Error(describe(x), { cause: x });
 }
 
 export async function editMessage(s: Store, chatId: string, id: string, content: string): Promise<void> {

@@ -22,6 +22,7 @@ import {
   api as defaultApi,
   describe,
   isTransient,
+  retryDelayMs,
   setAuthToken,
   tsToMs,
 } from "./api";
@@ -1064,7 +1065,13 @@ export class Store {
             }
             this.saveOutbox();
             this.changed();
-            if (p.state === "retrying") await sleep(backoffDelay(p.attempt - 1), this.wake.signal);
+            if (p.state === "retrying") {
+              // A rate limit says how long to wait (RetryInfo): that long,
+              // not cut short by a reconnect. Anything else: backoff.
+              const wait = retryDelayMs(x);
+              if (wait !== null) await sleep(wait);
+              else await sleep(backoffDelay(p.attempt - 1), this.wake.signal);
+            }
           }
         }
       } finally {

@@ -74,6 +74,10 @@ export class FakeServer {
   sends: SendMessageRequest[] = [];
   /** The next this many SendMessage calls fail with UNAVAILABLE. */
   failSends = 0;
+  /** Each SendMessage call fails with the first of these, taken off. */
+  sendErrors: ConnectError[] = [];
+  /** When each SendMessage call came (ms). */
+  sendTimes: number[] = [];
   private stream: Outbox | null = null;
   private nextSeq = new Map<string, number>();
   readonly api: Api;
@@ -98,6 +102,9 @@ export class FakeServer {
           sendTyping: () => ({}),
           sendMessage: (req) => {
             this.sends.push(req);
+            this.sendTimes.push(Date.now());
+            const err = this.sendErrors.shift();
+            if (err) throw err;
             if (this.failSends > 0) {
               this.failSends--;
               throw new ConnectError("try again", Code.Unavailable);

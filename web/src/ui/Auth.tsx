@@ -1,5 +1,16 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { asConnectError, CALL_TIMEOUT_MS, Code, describe, fieldOf, tsToMs, usersApi } from "../api";
+import {
+  asConnectError,
+  CALL_TIMEOUT_MS,
+  Code,
+  describe,
+  fieldErrors,
+  retryDelayMs,
+  sentence,
+  tryAgainIn,
+  tsToMs,
+  usersApi,
+} from "../api";
 import { store } from "../store";
 
 type Mode = "login" | "register";
@@ -25,13 +36,10 @@ function validate(mode: Mode, email: string, username: string, password: string)
   return errs;
 }
 
-function capital(s: string): string {
-  const t = s.trim();
-  const u = t.charAt(0).toUpperCase() + t.slice(1);
-  return /[.!?]$/.test(u) ? u : `${u}.`;
-}
+const FIELDS: readonly string[] = ["email", "username", "password"];
 
-/** Maps a failed CreateUser/Login to messages next to the right field. */
+/** Maps a failed CreateUser/Login to messages next to the right field: the
+ * fields the server's BadRequest violations name, else the form. */
 function serverErrors(mode: Mode, err: unknown): Errors {
   const e = asConnectError(err);
   const raw = e.rawMessage;
@@ -39,19 +47,22 @@ function serverErrors(mode: Mode, err: unknown): Errors {
     return { form: "Wrong email or password." };
   }
   if (e.code === Code.AlreadyExists) {
+    // ALREADY_EXISTS carries no details; its text starts with the field.
     if (raw.startsWith("email")) return { email: "An account with this email already exists. Log in instead." };
     if (raw.startsWith("username")) return { username: "This username is taken. Try another one." };
-    return { form: capital(raw || "That account already exists") };
+    return { form: sentence(raw || "That account already exists") };
   }
   if (e.code === Code.InvalidArgument) {
-    const f = fieldOf(raw);
-    if (f && (f.field === "email" || f.field === "username" || f.field === "password")) {
-      return { [f.field]: capital(f.detail || raw) };
+    const errs: Errors = {};
+    for (const f of fieldErrors(e)) {
+      const key = FIELDS.includes(f.field) ? (f.field as Field) : "form";
+      errs[key] ??= sentence(key === "form" ? raw : f.description || raw);
     }
-    return { form: capital(raw || "Check the form") };
+    return Object.keys(errs).length ? errs : { form: sentence(raw || "Check the form") };
   }
   if (e.code === Code.ResourceExhausted) {
-    return { form: "Too many attempts. Wait a minute and try again." };
+    const wait = retryDelayMs(e);
+    return { form: `Too many attempts. ${wait === null ? "Wait a minute and try again." : tryAgainIn(wait)}` };
   }
   return { form: describe(e) };
 }

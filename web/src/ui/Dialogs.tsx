@@ -1,6 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { asConnectError, Code, describe, fieldOf } from "../api";
+import { asConnectError, Code, describe, fieldErrors, sentence } from "../api";
 import { type ChatEntry, type Member, store } from "../store";
 import { Avatar } from "./common";
 
@@ -103,17 +103,57 @@ export function parseEmails(s: string): string[] {
 
 const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
-function chatError(err: unknown, several: boolean): string {
+/** Where a chat call's error belongs: next to the direct chat's email, the
+ * group's name, its member list, or under the form. */
+export type ChatField = "email" | "name" | "members" | "form";
+export type ChatErrors = Partial<Record<ChatField, string>>;
+
+const FIELD_OF: Record<string, ChatField> = {
+  email: "email",
+  member_emails: "members",
+  member_ids: "members",
+  name: "name",
+};
+
+/** Maps a failed CreateChat/AddMembers to messages next to the right input:
+ * the fields the server's BadRequest violations name (an entry of the list,
+ * `member_emails[i]`, is named by its address), else by what the call was.
+ * `emails`: the addresses sent, in order; `direct`: a direct chat's email. */
+export function chatErrors(err: unknown, emails: string[], direct = false): ChatErrors {
   const e = asConnectError(err);
-  if (e.code === Code.NotFound) {
-    // The server names the address when it can ("email: x@y not found").
-    const f = fieldOf(e.rawMessage);
-    const named = f?.detail.includes("@") ? ` (${f.detail})` : "";
-    return several
-      ? `Some of these addresses do not belong to anyone here${named}.`
-      : "No one with that email address has an account here.";
+  const out: ChatErrors = {};
+  for (const f of fieldErrors(e)) {
+    const where = FIELD_OF[f.field] ?? "form";
+    const addr = f.index !== null && f.field === "member_emails" ? emails[f.index] : undefined;
+    const text = sentence(f.description || e.rawMessage);
+    out[where] ??= addr ? `“${addr}”: ${text}` : text;
   }
-  return describe(e);
+  if (Object.keys(out).length) return out;
+  if (e.code === Code.NotFound) {
+    if (direct) return { email: "No one with that email address has an account here." };
+    return {
+      members:
+        emails.length > 1
+          ? "Some of these addresses do not belong to anyone here."
+          : "No one with that email address has an account here.",
+    };
+  }
+  return { form: describe(e) };
+}
+
+/** Props that tie an input to its error message below it. */
+function invalid(msg: string | undefined, id: string, also = "") {
+  const ids = [msg ? id : "", also].filter(Boolean).join(" ");
+  return { "aria-invalid": msg ? ("true" as const) : undefined, "aria-describedby": ids || undefined };
+}
+
+function FieldError({ id, msg }: { id: string; msg: string | undefined }) {
+  if (!msg) return null;
+  return (
+    <p id={id} class="field-error" data-testid={id}>
+      {msg}
+    </p>
+  );
 }
 
 export function NewChatDialog({ onClose }: { onClose: (created?: string) => void }) {
@@ -121,9 +161,10 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
   const [email, setEmail] = useState("");
   const [name, setName] = useState("");
   const [members, setMembers] = useState("");
-  const [error, setError] = useState("");
+  const [errors, setErrors] = useState<ChatErrors>({});
   const [busy, setBusy] = useState(false);
   const firstRef = useRef<HTMLInputElement>(null);
+  const setError = (form: string) => setErrors(form ? { form } : {});
 
   useEffect(() => {
     firstRef.current?.focus();
@@ -132,21 +173,24 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
   async function submit(ev: Event) {
     ev.preventDefault();
     if (busy) return;
-    setError("");
+    setErrors({});
     let run: () => Promise<string>;
+    let sent: string[];
     if (!group) {
       const addr = email.trim();
-      if (!EMAIL_RE.test(addr)) return setError("Enter the email address of the person to chat with.");
+      if (!EMAIL_RE.test(addr)) return setErrors({ email: "Enter the email address of the person to chat with." });
       if (addr.toLowerCase() === store.session?.user.email.toLowerCase())
-        return setError("That is your own email address.");
+        return setErrors({ email: "That is your own email address." });
+      sent = [addr];
       run = () => store.createDirect(addr);
     } else {
       const list = parseEmails(members);
-      if (!name.trim()) return setError("Give the group a name.");
-      if ([...name.trim()].length > 50) return setError("Group names have at most 50 characters.");
-      if (!list.length) return setError("Add at least one member by email.");
+      if (!name.trim()) return setErrors({ name: "Give the group a name." });
+      if ([...name.trim()].length > 50) return setErrors({ name: "Group names have at most 50 characters." });
+      if (!list.length) return setErrors({ members: "Add at least one member by email." });
       const bad = list.find((x) => !EMAIL_RE.test(x));
-      if (bad) return setError(`“${bad}” is not an email address.`);
+      if (bad) return setErrors({ members: `“${bad}” is not an email address.` });
+      sent = list;
       run = () => store.createGroup(name, list);
     }
     setBusy(true);
@@ -154,7 +198,7 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
       const id = await run();
       onClose(id);
     } catch (err) {
-      setError(chatError(err, group));
+      setErrors(chatErrors(err, sent, !group));
       setBusy(false);
     }
   }
@@ -196,9 +240,10 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
               autoComplete="off"
               value={email}
               onInput={(e) => setEmail(e.currentTarget.value)}
-              aria-describedby="new-chat-error"
+              {...invalid(errors.email, "new-email-error")}
               data-testid="new-chat-email"
             />
+            <FieldError id="new-email-error" msg={errors.email} />
           </div>
         ) : (
           <>
@@ -210,8 +255,9 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
                 maxLength={50}
                 value={name}
                 onInput={(e) => setName(e.currentTarget.value)}
-                aria-describedby="new-chat-error"
+                {...invalid(errors.name, "group-name-error")}
               />
+              <FieldError id="group-name-error" msg={errors.name} />
             </div>
             <div class="field">
               <label for="group-members">Members’ emails</label>
@@ -220,8 +266,9 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
                 rows={3}
                 value={members}
                 onInput={(e) => setMembers(e.currentTarget.value)}
-                aria-describedby="group-members-hint new-chat-error"
+                {...invalid(errors.members, "group-members-error", "group-members-hint")}
               />
+              <FieldError id="group-members-error" msg={errors.members} />
               <p id="group-members-hint" class="hint">
                 Separate them with commas or new lines.
               </p>
@@ -229,7 +276,7 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
           </>
         )}
         <p id="new-chat-error" class="form-error" role="alert" data-testid="new-chat-error">
-          {error}
+          {errors.form ?? ""}
         </p>
         <div class="modal-actions">
           <button class="secondary" type="button" onClick={() => onClose()}>
@@ -246,7 +293,8 @@ export function NewChatDialog({ onClose }: { onClose: (created?: string) => void
 
 export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => void }) {
   const [emails, setEmails] = useState("");
-  const [error, setError] = useState("");
+  const [errors, setErrors] = useState<ChatErrors>({});
+  const setError = (form: string) => setErrors(form ? { form } : {});
   const [busy, setBusy] = useState(false);
   const [name, setName] = useState(e.name);
   const [toRemove, setToRemove] = useState<Member | null>(null);
@@ -255,15 +303,18 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
   async function rename(ev: Event) {
     ev.preventDefault();
     const n = name.trim();
-    if (!n) return setError("Give the group a name.");
-    if ([...n].length > 50) return setError("Group names have at most 50 characters.");
+    if (!n) return setErrors({ name: "Give the group a name." });
+    if ([...n].length > 50) return setErrors({ name: "Group names have at most 50 characters." });
     if (n === e.name) return;
     setBusy(true);
-    setError("");
+    setErrors({});
     try {
       await store.rename(e.id, n);
     } catch (err) {
-      setError((err as Error).message);
+      // The store's sentence, placed by the server's BadRequest (its cause).
+      const cause = err instanceof Error ? err.cause : undefined;
+      const named = cause ? chatErrors(cause, []) : {};
+      setErrors(named.name ? { name: named.name } : { form: (err as Error).message });
     }
     setBusy(false);
   }
@@ -271,14 +322,16 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
   async function add(ev: Event) {
     ev.preventDefault();
     const list = parseEmails(emails);
-    if (!list.length) return setError("Enter at least one email address.");
+    if (!list.length) return setErrors({ members: "Enter at least one email address." });
     setBusy(true);
-    setError("");
+    setErrors({});
     try {
       await store.addMembers(e.id, list);
       setEmails("");
     } catch (err) {
-      setError(chatError(err, list.length > 1));
+      const errs = chatErrors(err, list);
+      // Only the member list is asked for here.
+      setErrors(errs.members || errs.email ? { members: errs.members ?? errs.email } : errs);
     }
     setBusy(false);
   }
@@ -307,9 +360,10 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
               maxLength={50}
               value={name}
               onInput={(ev) => setName(ev.currentTarget.value)}
-              aria-describedby="group-info-error"
+              {...invalid(errors.name, "rename-group-error")}
               data-testid="rename-input"
             />
+            <FieldError id="rename-group-error" msg={errors.name} />
           </div>
           <button class="secondary" type="submit" disabled={busy || name.trim() === e.name} data-testid="rename-save">
             Rename
@@ -361,11 +415,13 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
             id="add-members"
             value={emails}
             onInput={(ev) => setEmails(ev.currentTarget.value)}
-            aria-describedby="group-info-error"
+            {...invalid(errors.members, "add-members-error")}
+            data-testid="add-members"
           />
+          <FieldError id="add-members-error" msg={errors.members} />
         </div>
         <p id="group-info-error" class="form-error" role="alert">
-          {error}
+          {errors.form ?? ""}
         </p>
         <div class="modal-actions">
           <button class="danger" type="button" onClick={leave} disabled={busy}>
