@@ -16,7 +16,9 @@
 # - bench runs one short SQLite ingest scenario; test-coverage covers the
 #   server's unit tests only (the whole-suite figure in the README comes from
 #   `task test-coverage` without arguments).
-# - clean runs last, on a scratch CARGO_TARGET_DIR and DATA_DIR.
+# - clean runs last, on a scratch CARGO_TARGET_DIR and DATA_DIR; it must
+#   remove web/dist too, which is then put back for the steps after this
+#   script (the fuzz build would otherwise rebuild around the fallback page).
 #
 # Built once, reused (each change keeps the guard; what is not re-checked here
 # is checked elsewhere):
@@ -171,8 +173,13 @@ ran test-coverage
 step clean
 mkdir -p "$scratch/target/debug" "$scratch/data-clean"
 touch "$scratch/target/debug/marker" "$scratch/data-clean/tidings.db"
+# clean also removes web/dist; it is put back afterwards (same files, same
+# times), so the steps after this one find the client their builds used.
+dist_kept=""
+if [[ -d web/dist ]]; then cp -a web/dist "$scratch/dist-kept" && dist_kept=1; fi
 CARGO_TARGET_DIR="$scratch/target" DATA_DIR="$scratch/data-clean" task clean
-[[ ! -e "$scratch/target/debug/marker" && ! -e "$scratch/data-clean" ]] || { echo "check-tasks: clean left files behind" >&2; exit 1; }
+[[ ! -e "$scratch/target/debug/marker" && ! -e "$scratch/data-clean" && ! -e web/dist ]] || { echo "check-tasks: clean left files behind" >&2; exit 1; }
+if [[ -n "$dist_kept" ]]; then cp -a "$scratch/dist-kept" web/dist; fi
 ran clean
 
 # Every task is accounted for: run above, or one of the documented exceptions.
