@@ -145,7 +145,8 @@ export function describe(err: unknown): string {
       // Refused because of what a field names (someone who blocked you):
       // the server says why in a BadRequest violation.
       const [f] = fieldErrors(e);
-      return f?.description ? sentence(f.description) : "You are not allowed to do that.";
+      if (f?.description) return sentence(f.description);
+      return e.rawMessage ? sentence(e.rawMessage) : "You are not allowed to do that.";
     }
     case Code.Unimplemented:
       return "The server does not support this yet.";

@@ -57,6 +57,11 @@ function patchQuotes(e: ChatEntry, id: string, excerpt: string, deleted: boolean
 
 /** `now`: the message as it is now (an edit's result). */
 export function applyEdited(e: ChatEntry, now: Msg): void {
+  if (now.hidden) {
+    // From someone the caller blocked: no content to show, nor to quote.
+    patchMessage(e, now.id, (m) => ({ ...m, hidden: true, editedAt: now.editedAt || m.editedAt }));
+    return;
+  }
   patchMessage(e, now.id, (m) => {
     // Content is never blank but once deleted.
     if (m.deletedAt || now.deletedAt || !now.content) return tombstone(m, m.deletedAt || now.deletedAt || Date.now());

@@ -17,6 +17,8 @@ export interface QuoteView {
   username: string;
   excerpt: string;
   deleted: boolean;
+  /** From someone the caller blocked: `excerpt` is withheld. */
+  hidden: boolean;
 }
 
 /** The reactions of one emoji on a message. */
@@ -51,6 +53,16 @@ export interface Msg {
   /** Ids of the members it names with @username. */
   mentions: string[];
   reactions: ReactionView[];
+  /** From someone the caller blocked: the server withheld content,
+   * mentions and the quote's excerpt. */
+  hidden: boolean;
+}
+
+/** Someone the caller blocked. */
+export interface BlockedView {
+  userId: string;
+  username: string;
+  blockedAt: number;
 }
 
 export function toMember(u: User): Member {
@@ -65,6 +77,7 @@ export function toQuote(q: Quote | undefined, replyToId: string): QuoteView | nu
     username: q?.username ?? "",
     excerpt: q?.excerpt ?? "",
     deleted: q?.deleted ?? false,
+    hidden: q?.hidden ?? false,
   };
 }
 
@@ -88,6 +101,7 @@ export function toMsg(m: Message): Msg {
     replyTo: toQuote(m.replyTo, m.replyToId),
     mentions: [...m.mentions],
     reactions: m.reactions.filter((r) => r.count > 0).map(toReaction),
+    hidden: m.hidden,
   };
 }
 

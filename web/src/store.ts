@@ -28,10 +28,10 @@ import {
 } from "./api";
 import * as changes from "./changes";
 import { type Chat, type ChatChange, ChatCursorSchema, type Event, type User } from "./gen/messaging_pb";
-import { type Member, type Msg, toMember, toMsg } from "./model";
+import { type BlockedView, type Member, type Msg, toMember, toMsg } from "./model";
 import { backoffDelay, uuid } from "./util";
 
-export type { Member, Msg, QuoteView, ReactionView } from "./model";
+export type { BlockedView, Member, Msg, QuoteView, ReactionView } from "./model";
 
 export interface Pending {
   key: string;
@@ -174,6 +174,10 @@ export class Store {
   session: Session | null = null;
   chats = new Map<string, ChatEntry>();
   presence = new Map<string, boolean>();
+  /** The people the caller blocked, by user id (kept in step with
+   * `block_changed` from every device of the caller). */
+  blocked = new Map<string, BlockedView>();
+  blockedLoaded = false;
   openChatId: string | null = null;
   conn: ConnState = "connecting";
   /** The stream has been live at least once since start(). */
@@ -282,6 +286,8 @@ export class Store {
     this.session = null;
     this.chats = new Map();
     this.presence = new Map();
+    this.blocked = new Map();
+    this.blockedLoaded = false;
     this.openChatId = null;
     this.conn = "connecting";
     this.everConnected = false;
@@ -422,6 +428,7 @@ export class Store {
         this.conn = "online";
         this.everConnected = true;
         void this.refreshChats();
+        void this.refreshBlocked();
         if (!first) {
           const open = this.openEntry();
           if (open && open.history === "loaded") void this.loadLatest(open, true);
@@ -471,6 +478,13 @@ export class Store {
         }
         break;
       }
+      case "blockChanged": {
+        const b = k.value;
+        if (b.blocked) this.markBlocked(b.userId, this.usernameOf(b.userId), Date.now());
+        else this.markUnblocked(b.userId);
+        void this.refreshBlocked(); // names and times as the server has them
+        break;
+      }
       case "chatRemoved":
         this.dropChat(k.value.chatId, "You are no longer a member of this chat.");
         break;
@@ -500,6 +514,86 @@ export class Store {
   presenceOf(userId: string): boolean | null {
     if (this.conn !== "online") return null;
     return this.presence.get(userId) ?? false;
+  }
+
+  // ---- blocking ------------------------------------------------------------
+
+  isBlocked(userId: string): boolean {
+    return this.blocked.has(userId);
+  }
+
+  /** Blocked people, most recent first. */
+  get blockedList(): BlockedView[] {
+    return [...this.blocked.values()].sort((a, b) => b.blockedAt - a.blockedAt);
+  }
+
+  async refreshBlocked(): Promise<void> {
+    try {
+      const r = await this.api.users.listBlocked({}, { timeoutMs: CALL_TIMEOUT_MS });
+      const next = new Map<string, BlockedView>();
+      for (const u of r.users) {
+        next.set(u.userId, { userId: u.userId, username: u.username, blockedAt: tsToMs(u.blockedAt) });
+      }
+      const gone = [...this.blocked.keys()].filter((id) => !next.has(id));
+      this.blocked = next;
+      this.blockedLoaded = true;
+      for (const id of gone) this.reloadHiddenFrom(id);
+    } catch (err) {
+      if (asConnectError(err).code === Code.Unauthenticated) return this.expired();
+      // Otherwise the next reconnect asks again; block_changed keeps it in step.
+    }
+    this.changed();
+  }
+
+  /** Rejects with the server's error (describe() words it). */
+  async block(userId: string): Promise<void> {
+    const r = await this.api.users.blockUser({ userId }, { timeoutMs: CALL_TIMEOUT_MS });
+    const b = r.blocked;
+    this.markBlocked(userId, b?.username || this.usernameOf(userId), tsToMs(b?.blockedAt) || Date.now());
+    this.changed();
+  }
+
+  async unblock(userId: string): Promise<void> {
+    await this.api.users.unblockUser({ userId }, { timeoutMs: CALL_TIMEOUT_MS });
+    this.markUnblocked(userId);
+    this.changed();
+  }
+
+  private markBlocked(userId: string, username: string, at: number): void {
+    const had = this.blocked.get(userId);
+    this.blocked.set(userId, { userId, username: username || had?.username || "", blockedAt: had?.blockedAt || at });
+  }
+
+  private markUnblocked(userId: string): void {
+    if (this.blocked.delete(userId)) this.reloadHiddenFrom(userId);
+  }
+
+  /** After an unblock: their messages came without content, so the chats
+   * that hold any are loaded again (the server sends the content now). */
+  private reloadHiddenFrom(userId: string): void {
+    let any = false;
+    for (const e of this.chats.values()) {
+      const stale = [...e.messages.values()].some((m) => m.hidden && m.userId === userId);
+      const last = e.lastMessage?.hidden === true && e.lastMessage.userId === userId;
+      if (!stale && !last) continue;
+      any = true;
+      if (stale) {
+        e.messages = new Map();
+        e.byId = new Map();
+        e.sorted = null;
+        e.history = "none";
+        if (this.openChatId === e.id) void this.loadLatest(e, false);
+      }
+    }
+    if (any) void this.refreshChats();
+  }
+
+  private usernameOf(userId: string): string {
+    for (const e of this.chats.values()) {
+      const m = e.members.find((x) => x.id === userId);
+      if (m) return m.username;
+    }
+    return "";
   }
 
   // ---- chats ---------------------------------------------------------------
@@ -706,7 +800,9 @@ export class Store {
         e.unread++;
         if (m.mentions.includes(this.me)) e.mentions++;
         if (this.openChatId !== e.id) {
-          this.announcement = `New message from ${m.username || "someone"}: ${m.content.slice(0, 80)}`;
+          this.announcement = m.hidden
+            ? "New message from someone you blocked"
+            : `New message from ${m.username || "someone"}: ${m.content.slice(0, 80)}`;
         }
       }
       e.countedSeq = m.seq;

@@ -76,6 +76,8 @@ export class FakeServer {
   failSends = 0;
   /** Each SendMessage call fails with the first of these, taken off. */
   sendErrors: ConnectError[] = [];
+  /** Who the caller blocked, as ListBlocked answers. */
+  blocked = new Map<string, { userId: string; username: string; blockedAt: { seconds: bigint } }>();
   /** When each SendMessage call came (ms). */
   sendTimes: number[] = [];
   private stream: Outbox | null = null;
@@ -87,6 +89,16 @@ export class FakeServer {
       createRouterTransport((router) => {
         router.service(UsersService, {
           getMe: () => ({ user: ME }),
+          listBlocked: () => ({ users: [...this.blocked.values()] }),
+          blockUser: (req) => {
+            const b = { userId: req.userId, username: "peer", blockedAt: { seconds: 1_800_000_000n } };
+            this.blocked.set(req.userId, b);
+            return { blocked: b };
+          },
+          unblockUser: (req) => {
+            this.blocked.delete(req.userId);
+            return {};
+          },
         });
         router.service(ChatsService, {
           listChats: () => ({ chats: this.chats, total: this.chats.length }),

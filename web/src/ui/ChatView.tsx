@@ -2,6 +2,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/ho
 import { canDelete, lastEditable } from "../changes";
 import { type ChatEntry, type Member, type Msg, type Pending, type QuoteView, store, type Tick } from "../store";
 import { formatDay, sameDay } from "../util";
+import { BlockedBanner, ChatMenu } from "./Blocking";
 import { Composer } from "./Composer";
 import { Avatar, Spinner } from "./common";
 import { ConfirmDialog, GroupInfoDialog } from "./Dialogs";
@@ -51,6 +52,7 @@ export function ChatView({ chatId }: { chatId: string }) {
     );
   }
   const title = chatTitle(e);
+  const peer = peerOf(e);
   const typing = store.typingNames(e);
   const online = presenceOf(e);
   let sub = "";
@@ -93,6 +95,7 @@ export function ChatView({ chatId }: { chatId: string }) {
             </svg>
           </button>
         )}
+        {!e.isGroup && peer && <ChatMenu peer={peer} onError={setActionError} />}
       </header>
       <MessageList e={e} title={title} actions={actions} listRef={listRef} />
       {actionError && (
@@ -115,18 +118,22 @@ export function ChatView({ chatId }: { chatId: string }) {
           </span>
         )}
       </div>
-      <Composer
-        e={e}
-        editing={(editId && live(store.messageById(e, editId))) || null}
-        replyTo={(replyId && live(store.messageById(e, replyId))) || null}
-        onEditLast={() => {
-          const m = lastEditable(store.messagesOf(e), store.me);
-          if (m) actions.edit(m);
-        }}
-        onDoneEditing={() => setEditId(null)}
-        onCancelReply={() => setReplyId(null)}
-        onError={setActionError}
-      />
+      {peer && store.isBlocked(peer.id) ? (
+        <BlockedBanner peer={peer} />
+      ) : (
+        <Composer
+          e={e}
+          editing={(editId && live(store.messageById(e, editId))) || null}
+          replyTo={(replyId && live(store.messageById(e, replyId))) || null}
+          onEditLast={() => {
+            const m = lastEditable(store.messagesOf(e), store.me);
+            if (m) actions.edit(m);
+          }}
+          onDoneEditing={() => setEditId(null)}
+          onCancelReply={() => setReplyId(null)}
+          onError={setActionError}
+        />
+      )}
       {info && <GroupInfoDialog e={e} onClose={() => setInfo(false)} />}
       {toDelete && (
         <ConfirmDialog
@@ -239,13 +246,14 @@ function buildRows(e: ChatEntry): Row[] {
 function quoteOf(e: ChatEntry, id: string | undefined): QuoteView | null {
   if (!id) return null;
   const m = store.messageById(e, id);
-  if (!m) return { messageId: id, userId: "", username: "", excerpt: "", deleted: false };
+  if (!m) return { messageId: id, userId: "", username: "", excerpt: "", deleted: false, hidden: false };
   return {
     messageId: id,
     userId: m.userId,
     username: m.username,
     excerpt: m.content.slice(0, 200),
     deleted: m.deletedAt > 0,
+    hidden: m.hidden,
   };
 }
 

@@ -234,6 +234,7 @@ export function Composer(props: ComposerProps) {
               userId: replyTo.userId,
               username: replyTo.userId === store.me ? "You" : replyTo.username,
               excerpt: replyTo.content,
+              hidden: replyTo.hidden,
               deleted: replyTo.deletedAt > 0,
             }}
           />

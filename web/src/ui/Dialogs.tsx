@@ -2,11 +2,12 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { asConnectError, Code, describe, fieldErrors, sentence } from "../api";
 import { type ChatEntry, type Member, store } from "../store";
+import { MemberBlockButton } from "./Blocking";
 import { Avatar } from "./common";
 
 /** A modal <dialog>: the browser traps focus, Escape closes it, and focus
  * returns to where it was. */
-function Modal(props: { title: string; onClose: () => void; children: ComponentChildren; labelId: string }) {
+export function Modal(props: { title: string; onClose: () => void; children: ComponentChildren; labelId: string }) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;
@@ -381,6 +382,7 @@ export function GroupInfoDialog({ e, onClose }: { e: ChatEntry; onClose: () => v
               {m.id === e.ownerId && <span class="owner-tag"> owner</span>}
             </span>
             <span class="muted small">{m.email}</span>
+            {m.id !== store.me && <MemberBlockButton who={m} disabled={busy} onError={setError} />}
             {owner && m.id !== store.me && (
               <button
                 class="link danger-link member-remove"

@@ -33,6 +33,7 @@ export const Bubble = memo(function Bubble(props: BubbleProps) {
   const { m, own, tick, showName, tail, canDelete, names, actions } = props;
   const [selected, setSelected] = useState(false);
   const deleted = m.deletedAt > 0;
+  if (m.hidden && !deleted) return <HiddenBubble m={m} />;
   const me = store.me;
   const mentionsMe = !deleted && m.mentions.includes(me);
   const cls = `msg ${own ? "own" : "other"}${tail ? " tail" : ""}${deleted ? " deleted" : ""}${mentionsMe ? " mentions-me" : ""}${selected ? " selected" : ""}`;
@@ -86,12 +87,31 @@ export const Bubble = memo(function Bubble(props: BubbleProps) {
   );
 });
 
+/** A message from someone the caller blocked: one collapsed line, no
+ * content (the server withheld it), no actions. */
+function HiddenBubble({ m }: { m: Msg }) {
+  return (
+    <li class="msg other hidden-msg" data-testid="message" data-seq={m.seq} data-message-id={m.id} data-hidden="true">
+      <p class="hidden-line" data-testid="message-hidden">
+        Message from someone you blocked
+        <time dateTime={new Date(m.sentAt).toISOString()} title={formatFull(m.sentAt)}>
+          {formatTime(m.sentAt)}
+        </time>
+      </p>
+    </li>
+  );
+}
+
+const HIDDEN_QUOTE = "Message from someone you blocked";
+
 /** The quote of the message another one answers; a click shows the original. */
 export function QuoteBlock({ q, onJump }: { q: QuoteView; onJump?: (id: string) => void }) {
   const body = (
     <>
       <span class="quote-author">{q.username || "Someone"}</span>
-      <span class={`quote-text${q.deleted ? " tombstone" : ""}`}>{q.deleted ? "Message deleted" : q.excerpt}</span>
+      <span class={`quote-text${q.deleted || q.hidden ? " tombstone" : ""}`}>
+        {q.deleted ? "Message deleted" : q.hidden ? HIDDEN_QUOTE : q.excerpt}
+      </span>
     </>
   );
   if (!onJump) {
@@ -107,7 +127,7 @@ export function QuoteBlock({ q, onJump }: { q: QuoteView; onJump?: (id: string) 
       class="quote"
       data-testid="message-quote"
       data-reply-to={q.messageId}
-      aria-label={`In reply to ${q.username || "someone"}: ${q.deleted ? "message deleted" : q.excerpt}. Show the original.`}
+      aria-label={`In reply to ${q.username || "someone"}: ${q.deleted ? "message deleted" : q.hidden ? "a message from someone you blocked" : q.excerpt}. Show the original.`}
       onClick={() => onJump(q.messageId)}
     >
       {body}

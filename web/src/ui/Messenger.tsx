@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { type ChatEntry, store } from "../store";
 import { formatListTime } from "../util";
+import { BlockedUsersDialog } from "./Blocking";
 import { ChatView } from "./ChatView";
 import { Avatar, Ticks } from "./common";
 import { NewChatDialog } from "./Dialogs";
@@ -49,6 +50,7 @@ export function chatTitle(e: ChatEntry): string {
 
 export function Messenger() {
   const [dialog, setDialog] = useState(false);
+  const [blockedOpen, setBlockedOpen] = useState(false);
   const newChatBtn = useRef<HTMLButtonElement>(null);
 
   useEffect(() => {
@@ -78,6 +80,20 @@ export function Messenger() {
             </span>
             <span class="me-email">{me.email}</span>
           </div>
+          <button
+            class="icon-btn"
+            type="button"
+            onClick={() => setBlockedOpen(true)}
+            aria-label="Blocked users"
+            title="Blocked users"
+            aria-haspopup="dialog"
+            data-testid="open-blocked"
+          >
+            <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
+              <circle cx="12" cy="12" r="8.5" fill="none" stroke="currentColor" stroke-width="2" />
+              <path d="M6 18L18 6" stroke="currentColor" stroke-width="2" stroke-linecap="round" />
+            </svg>
+          </button>
           <button class="icon-btn" type="button" onClick={() => store.logout()} aria-label="Log out" title="Log out">
             <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
               <path
@@ -122,6 +138,7 @@ export function Messenger() {
           }}
         />
       )}
+      {blockedOpen && <BlockedUsersDialog onClose={() => setBlockedOpen(false)} />}
       <div class="sr-only" aria-live="polite" data-testid="announcer">
         {store.announcement}
       </div>
@@ -205,7 +222,7 @@ function ChatItem({ e, active }: { e: ChatEntry; active: boolean }) {
   let preview = "";
   if (typing.length) preview = e.isGroup ? `${typing[0]} is typing…` : "typing…";
   else if (last)
-    preview = `${own ? "You: " : e.isGroup ? `${last.username}: ` : ""}${last.deletedAt ? "Message deleted" : last.content}`;
+    preview = `${own ? "You: " : e.isGroup ? `${last.username}: ` : ""}${last.deletedAt ? "Message deleted" : last.hidden ? "Message from someone you blocked" : last.content}`;
   else preview = e.isGroup ? `${e.members.length} members` : "No messages yet";
   const time = formatListTime(last?.sentAt ?? e.createdAt);
   return (
