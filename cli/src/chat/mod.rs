@@ -37,7 +37,7 @@ use crate::api::{Api, Context, call};
 use crate::args::ChatArgs;
 use crate::error::{CliError, code_name};
 use crate::format::{chat_line, preview};
-use crate::retry::{Backoff, is_final, is_transient};
+use crate::retry::{Backoff, is_final, is_transient, wait_after};
 use command::Command;
 use ui::{Input, Ui};
 
@@ -244,10 +244,10 @@ impl Room {
                         Step::Quit => return Ok(()),
                     },
                     Ok(None) => {
-                        let err = CliError::Server {
-                            code: tonic::Code::Unavailable,
-                            message: "the server ended the session".into(),
-                        };
+                        let err = CliError::server(
+                            tonic::Code::Unavailable,
+                            "the server ended the session",
+                        );
                         self.lost(&mut link, &mut backoff, &mut retry_at, err)?;
                     }
                     Err(status) => self.lost(&mut link, &mut backoff, &mut retry_at, status.into())?,
@@ -326,8 +326,10 @@ impl Room {
         if is_final(&err) {
             return Err(err).context("chat session");
         }
-        let delay = backoff.next_delay();
-        if backoff.worth_reporting() {
+        let (delay, told) = wait_after(&err, backoff);
+        if let Some(told) = told {
+            self.ui.print(format!("· {told} ({err})"));
+        } else if backoff.worth_reporting() {
             let what = if backoff.failures() <= 1 {
                 "connection lost"
             } else {
@@ -500,10 +502,9 @@ impl Room {
                 let code = tonic::Code::from_i32(e.code);
                 match send_ref(&e.r#ref) {
                     Some(n) => {
-                        let err = CliError::Server {
-                            code,
-                            message: e.message.clone(),
-                        };
+                        // A frame's error carries no details: the usual
+                        // backoff, rate limits included.
+                        let err = CliError::server(code, e.message.clone());
                         if is_transient(&err) {
                             if let Some(p) = self.pending.get_mut(&n) {
                                 p.in_flight = false;

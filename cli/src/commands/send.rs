@@ -10,7 +10,7 @@ use tidings_proto::SendMessageRequest;
 use crate::api::{Context, call};
 use crate::args::SendArgs;
 use crate::error::CliError;
-use crate::retry::{Backoff, is_transient};
+use crate::retry::{Backoff, is_transient, wait_after};
 
 /// One try waits this long for an answer before it counts as lost.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,11 +60,15 @@ pub async fn run(ctx: &Context, args: SendArgs) -> anyhow::Result<()> {
         if !is_transient(&err) {
             return Err(err).context("sending");
         }
-        let delay = backoff.next_delay();
+        // A rate limit that names its wait (RetryInfo) is waited out as
+        // the server says; anything else backs off as usual.
+        let (delay, told) = wait_after(&err, &mut backoff);
         if give_up.is_some_and(|at| tokio::time::Instant::now() + delay >= at) {
             return Err(err).context("sending: giving up");
         }
-        if backoff.worth_reporting() {
+        if let Some(told) = told {
+            eprintln!("tidings-chat: send: {told} with the same idempotency key");
+        } else if backoff.worth_reporting() {
             eprintln!(
                 "tidings-chat: send: {err}; retrying with the same idempotency key (attempt {})",
                 backoff.failures()

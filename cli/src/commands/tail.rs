@@ -23,7 +23,7 @@ use crate::api::{Api, Context, call};
 use crate::args::TailArgs;
 use crate::error::CliError;
 use crate::format::tail_line;
-use crate::retry::{Backoff, is_final, is_transient};
+use crate::retry::{Backoff, is_final, is_transient, wait_after};
 use crate::store::Store;
 
 pub async fn run(ctx: &Context, args: TailArgs) -> anyhow::Result<()> {
@@ -149,8 +149,10 @@ pub async fn run(ctx: &Context, args: TailArgs) -> anyhow::Result<()> {
 
 /// Waits out one backoff step; false when asked to stop meanwhile.
 async fn pause(backoff: &mut Backoff, stop: &mut StopSignal, err: &CliError, what: &str) -> bool {
-    let delay = backoff.next_delay();
-    if backoff.worth_reporting() {
+    let (delay, told) = wait_after(err, backoff);
+    if let Some(told) = told {
+        eprintln!("tidings-chat: tail: {what}: {told}");
+    } else if backoff.worth_reporting() {
         eprintln!(
             "tidings-chat: tail: {what}: {err}; reconnecting (attempt {})",
             backoff.failures()
@@ -241,10 +243,10 @@ impl Tail<'_> {
                 Ok(Some(Event { kind: Some(kind) })) => kind,
                 Ok(Some(Event { kind: None })) => continue,
                 Ok(None) => {
-                    return Ok(Outcome::Lost(CliError::Server {
-                        code: tonic::Code::Unavailable,
-                        message: "the server ended the stream".into(),
-                    }));
+                    return Ok(Outcome::Lost(CliError::server(
+                        tonic::Code::Unavailable,
+                        "the server ended the stream",
+                    )));
                 }
                 Err(status) => return Ok(Outcome::Lost(status.into())),
             };
