@@ -11,6 +11,7 @@ mod bytes;
 mod changes;
 mod chats;
 mod compat;
+mod dashboard;
 mod errors;
 mod grpc_web;
 mod idempotency;
