@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 /// Upper bound for any one step.
 const WAIT: Duration = Duration::from_secs(30);
@@ -57,7 +58,13 @@ fn server_binary() -> std::path::PathBuf {
 /// Starts a server process on `data_dir`; `addr` may have port 0. Returns
 /// once it listens (its log says so, with the address it got).
 async fn start_server(data_dir: &Path, addr: SocketAddr) -> Server {
-    let mut child = Command::new(server_binary())
+    start_server_with(data_dir, addr, &[]).await
+}
+
+/// As [`start_server`], with some settings changed (a limit turned on).
+async fn start_server_with(data_dir: &Path, addr: SocketAddr, env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(server_binary());
+    command
         .env_clear()
         .env("DATA_DIR", data_dir)
         .env("LISTEN_ADDR", addr.to_string())
@@ -72,6 +79,8 @@ async fn start_server(data_dir: &Path, addr: SocketAddr) -> Server {
         .env("SEND_RATE", "0")
         .env("TYPING_RATE", "0")
         .env("MAX_STREAMS_PER_USER", "0")
+        .envs(env.iter().copied());
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -709,6 +718,72 @@ async fn errors_carry_the_server_message_and_a_failing_exit_code() {
     assert!(alice.run(&["logout"]).await.contains("logged out"));
     let out = alice.command(&["whoami"]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(3));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_send_waits_as_long_as_the_servers_retry_info_says_and_is_stored_once() {
+    let data = TempDir::new().unwrap();
+    // One message a second per user, no burst: of two sends at once one
+    // is refused with a RetryInfo of about a second.
+    let server = start_server_with(
+        data.path(),
+        "127.0.0.1:0".parse().unwrap(),
+        &[("SEND_RATE", "1"), ("SEND_BURST", "1")],
+    )
+    .await;
+    let (alice, _bob, chat) = two_people(&server).await;
+
+    /// A send run to its end: when each stderr line came, when it exited.
+    async fn timed(mut proc: Proc) -> (Vec<(Instant, String)>, Instant, ExitStatus, Vec<String>) {
+        let mut err = Vec::new();
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(WAIT, proc.err.next_line()).await {
+            err.push((Instant::now(), line));
+        }
+        let (status, out) = proc.finish().await;
+        (err, Instant::now(), status, out)
+    }
+    let (a, b) = tokio::join!(
+        timed(alice.spawn(&["send", &chat, "first"])),
+        timed(alice.spawn(&["send", &chat, "second"])),
+    );
+    let mut seqs = Vec::new();
+    let mut waited = Vec::new();
+    for (err, exited, status, out) in [a, b] {
+        assert!(status.success(), "{status}: {err:?}");
+        let (seq, _) = out[0].split_once('\t').expect("seq<TAB>id");
+        seqs.push(seq.parse::<i64>().unwrap());
+        for (at, line) in &err {
+            let Some(rest) = line
+                .split_once("rate limited, retrying in ")
+                .map(|(_, r)| r)
+            else {
+                continue;
+            };
+            assert!(rest.ends_with("s with the same idempotency key"), "{line}");
+            let secs: f64 = rest.split_once('s').unwrap().0.parse().expect("seconds");
+            // The server's delay, not the first step of the backoff
+            // (100 ms): about a second.
+            assert!(secs > 0.3 && secs <= 1.05, "{line}");
+            let slept = exited.duration_since(*at).as_secs_f64();
+            assert!(slept >= secs - 0.1, "slept {slept}s after {line:?}");
+            waited.push(secs);
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2]);
+    assert!(!waited.is_empty(), "neither send was rate limited");
+
+    // Stored once each: the next message is #3, and the history has both.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(alice.send(&chat, "third").await, 3);
+    let out = alice.run(&["tail", "--from-start", "--count", "3"]).await;
+    let mut texts: Vec<&str> = out
+        .lines()
+        .map(|l| l.rsplit('\t').next().unwrap())
+        .collect();
+    texts[..2].sort_unstable();
+    assert_eq!(texts, ["first", "second", "third"]);
     server.stop().await;
 }
 
