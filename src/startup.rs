@@ -21,6 +21,7 @@ use crate::health::Health;
 use crate::http::serve::ServeOptions;
 use crate::idempotency::IdempotencyCache;
 use crate::limits::Limits;
+use crate::services::blocks::BlockService;
 use crate::services::chats::ChatService;
 use crate::services::messages::MessageService;
 use crate::services::users::UserService;
@@ -97,17 +98,21 @@ impl Application {
             Passwords::new(workers.saturating_sub(1).max(1)),
             tokens.clone(),
         );
-        let chats = ChatService::new(store.clone(), fanout.clone());
+        let blocks = BlockService::new(store.clone(), fanout.clone(), config.auth_cache_ttl);
+        blocks.spawn_watcher(shutdown.clone());
+        let chats = ChatService::new(store.clone(), fanout.clone(), blocks.clone());
         let messages = MessageService::new(
             store.clone(),
             fanout.clone(),
             idempotency,
+            blocks.clone(),
             config.send_committers,
         );
         let streams = Streams::new(
             store.clone(),
             fanout,
             chats.clone(),
+            blocks.clone(),
             config.heartbeat_interval,
             shutdown.clone(),
         );
@@ -121,6 +126,7 @@ impl Application {
         );
         let grpc = crate::grpc::router(crate::grpc::Parts {
             users,
+            blocks,
             chats,
             messages,
             streams,

@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_initial;
 mod m20261202_000001_message_lifecycle;
 mod m20261202_000002_token_generation;
+mod m20261202_000003_blocks;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_initial::Migration),
             Box::new(m20261202_000001_message_lifecycle::Migration),
             Box::new(m20261202_000002_token_generation::Migration),
+            Box::new(m20261202_000003_blocks::Migration),
             // scripts/new-migration.sh adds new migrations above this line.
         ]
     }

@@ -19,6 +19,13 @@ pub enum AppError {
     /// A member may see it but not do this to it (someone else's message).
     #[error("{0}")]
     PermissionDenied(String),
+    /// Not allowed because of what one of the request's fields names (a
+    /// person who blocked the caller, say): PERMISSION_DENIED naming it.
+    #[error("{field}: {message}")]
+    Refused {
+        field: &'static str,
+        message: String,
+    },
     #[error("{field}: {message}")]
     AlreadyExists {
         field: &'static str,

@@ -5,6 +5,7 @@
 //! uses these types; this module uses none of theirs.
 
 pub mod account;
+pub mod blocks;
 pub mod change;
 pub mod error;
 pub mod ids;
@@ -14,6 +15,7 @@ pub mod text;
 pub mod views;
 
 pub use account::{Email, Password, Username};
+pub use blocks::{BlockSet, MAX_BLOCKS};
 pub use change::{Change, ChangeKind};
 pub use error::{AppError, AppResult};
 pub use ids::{canonical_id, clamp_limit, direct_key, new_id, now_micros, parse_id};

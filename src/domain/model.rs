@@ -73,4 +73,8 @@ pub struct Message {
     /// Ids of the members it mentions (`@username`), as resolved when it was
     /// sent or last edited.
     pub mentions: Vec<String>,
+    /// Only in one viewer's copy: the sender is someone the viewer blocked,
+    /// and content and mentions were withheld ([`super::BlockSet::redact`]).
+    #[serde(skip)]
+    pub hidden: bool,
 }

@@ -24,6 +24,10 @@ pub struct Quote {
     /// The first [`QUOTE_CHARS`] characters ("" once deleted).
     pub excerpt: String,
     pub deleted: bool,
+    /// Only in one viewer's copy: the quoted sender is someone the viewer
+    /// blocked, and the excerpt was withheld.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// How much of a quoted message's content a quote carries.
@@ -37,6 +41,7 @@ impl Quote {
             username,
             excerpt: message.content.chars().take(QUOTE_CHARS).collect(),
             deleted: message.deleted_at.is_some(),
+            hidden: false,
         }
     }
 }

@@ -77,7 +77,7 @@ impl Broker {
 
     /// Queues an event for the other nodes. Never waits.
     pub fn forward(&self, event: Arc<Event>) {
-        if matches!(*event, Event::Resync { .. }) {
+        if matches!(*event, Event::Resync { .. } | Event::BlocksOf { .. }) {
             return;
         }
         if self.tx.try_send(event).is_err() {

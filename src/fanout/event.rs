@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Change, Message, Quote};
 
-/// Where an event is published: a chat's subscribers, or one user's own
-/// membership feed (chats added to / removed from that user).
+/// Where an event is published: a chat's subscribers, one user's own feed
+/// (chats added to / removed from that user, blocks), or every node's
+/// block watcher.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Topic {
     Chat(String),
     User(String),
+    Blocks,
 }
 
 /// A stored message, as streams deliver it.
@@ -126,6 +128,23 @@ pub enum Event {
     },
     /// The user left or was removed (to the user's feed).
     ChatRemoved { user_id: String, chat_id: String },
+    /// `blocker` blocked (`on`) or unblocked `blocked` (to every node's
+    /// block watcher, which passes it to both users' feeds as
+    /// [`Event::BlocksOf`]).
+    BlockChanged {
+        blocker: String,
+        blocked: String,
+        on: bool,
+    },
+    /// Local only: `user_id`'s blocks changed (`other` blocked or was
+    /// blocked by them, `by_me` when `user_id` is the blocker); their
+    /// streams re-read them.
+    BlocksOf {
+        user_id: String,
+        other: String,
+        on: bool,
+        by_me: bool,
+    },
     /// Local only: events of this chat may have been missed; re-read storage.
     Resync { chat_id: String },
 }
@@ -140,9 +159,10 @@ impl Event {
             | Event::Presence { chat_id, .. }
             | Event::MemberChanged { chat_id, .. }
             | Event::Resync { chat_id } => Topic::Chat(chat_id.clone()),
-            Event::ChatAdded { user_id, .. } | Event::ChatRemoved { user_id, .. } => {
-                Topic::User(user_id.clone())
-            }
+            Event::ChatAdded { user_id, .. }
+            | Event::ChatRemoved { user_id, .. }
+            | Event::BlocksOf { user_id, .. } => Topic::User(user_id.clone()),
+            Event::BlockChanged { .. } => Topic::Blocks,
         }
     }
 }

@@ -66,7 +66,9 @@ impl Hub {
                 .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
                 .subscribe()
         };
-        self.inner.subscribers.send_modify(|n| *n += 1);
+        if counted(&topic) {
+            self.inner.subscribers.send_modify(|n| *n += 1);
+        }
         Subscription {
             rx: Some(rx),
             topic,
@@ -113,7 +115,7 @@ impl Hub {
         self.inner.lags.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Open subscriptions across all topics.
+    /// Open stream subscriptions across all topics.
     pub fn subscriber_count(&self) -> usize {
         *self.inner.subscribers.borrow()
     }
@@ -135,10 +137,19 @@ impl Hub {
                 topics.remove(topic);
             }
         }
-        self.inner
-            .subscribers
-            .send_modify(|n| *n = n.saturating_sub(1));
+        if counted(topic) {
+            self.inner
+                .subscribers
+                .send_modify(|n| *n = n.saturating_sub(1));
+        }
     }
+}
+
+/// Whether a subscription to `topic` is counted in
+/// [`Hub::subscriber_count`]: streams' are; the node's own block watcher's
+/// (one for the process's life) is not.
+fn counted(topic: &Topic) -> bool {
+    !matches!(topic, Topic::Blocks)
 }
 
 /// A live subscription to one topic; dropping it unsubscribes.

@@ -58,9 +58,11 @@ pub fn message_of(
             username: q.username,
             excerpt: q.excerpt,
             deleted: q.deleted,
+            hidden: q.hidden,
         }),
         mentions: m.mentions,
         reactions: reactions.into_iter().map(reaction).collect(),
+        hidden: m.hidden,
     }
 }
 
@@ -85,6 +87,7 @@ pub fn chat_message_of(m: Message, username: String, status: &str) -> proto::Cha
         sent_at: Some(timestamp_micros(m.created_at)),
         status: status.to_owned(),
         seq: m.seq,
+        hidden: m.hidden,
     }
 }
 
@@ -221,6 +224,9 @@ pub fn user_item(item: UserItem) -> proto::Event {
             user: Some(user(u)),
             joined,
         }),
+        UserItem::BlockChanged { user_id, blocked } => {
+            Kind::BlockChanged(proto::BlockChanged { user_id, blocked })
+        }
         UserItem::Heartbeat => Kind::Heartbeat(proto::Heartbeat {
             server_time: Some(timestamp(SystemTime::now())),
         }),

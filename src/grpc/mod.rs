@@ -27,6 +27,7 @@ use tidings_proto::streaming::messages_service_server::MessagesServiceServer;
 use tidings_proto::users_service_server::UsersServiceServer;
 
 use crate::limits::Limits;
+use crate::services::blocks::BlockService;
 use crate::services::chats::ChatService;
 use crate::services::messages::MessageService;
 use crate::services::users::UserService;
@@ -36,6 +37,7 @@ use auth::Authenticator;
 /// What the gRPC services are made of.
 pub struct Parts {
     pub users: UserService,
+    pub blocks: BlockService,
     pub chats: ChatService,
     pub messages: MessageService,
     pub streams: Streams,
@@ -62,6 +64,7 @@ pub(crate) fn record_chat(chat_id: &str) {
 pub fn router(parts: Parts) -> anyhow::Result<Router> {
     let Parts {
         users,
+        blocks,
         chats,
         messages,
         streams,
@@ -77,6 +80,7 @@ pub fn router(parts: Parts) -> anyhow::Result<Router> {
     let routes = tonic::service::Routes::new(
         UsersServiceServer::new(users::Users {
             users,
+            blocks,
             auth: auth.clone(),
             limits: limits.clone(),
         })

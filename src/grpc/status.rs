@@ -21,6 +21,11 @@ impl From<AppError> for Status {
             AppError::Unauthenticated(_) => Status::new(Code::Unauthenticated, err.to_string()),
             AppError::NotFound(_) => Status::new(Code::NotFound, err.to_string()),
             AppError::PermissionDenied(_) => Status::new(Code::PermissionDenied, err.to_string()),
+            AppError::Refused { field, message } => Status::with_error_details(
+                Code::PermissionDenied,
+                err.to_string(),
+                ErrorDetails::with_bad_request_violation(*field, message.clone()),
+            ),
             AppError::AlreadyExists { .. } => Status::new(Code::AlreadyExists, err.to_string()),
             AppError::FailedPrecondition(_) => {
                 Status::new(Code::FailedPrecondition, err.to_string())

@@ -6,10 +6,12 @@ use super::convert;
 use super::status::reply;
 use crate::domain::parse_id;
 use crate::limits::Limits;
+use crate::services::blocks::{BlockService, BlockedUser};
 use crate::services::users::UserService;
 
 pub struct Users {
     pub users: UserService,
+    pub blocks: BlockService,
     pub auth: Authenticator,
     pub limits: Limits,
 }
@@ -126,5 +128,53 @@ impl UsersService for Users {
             token: s.token,
             expires_at: Some(convert::timestamp(s.expires_at)),
         })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "BlockUser"))]
+    async fn block_user(
+        &self,
+        request: Request<proto::BlockUserRequest>,
+    ) -> Result<Response<proto::BlockUserResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let result = self
+            .blocks
+            .block(&caller.user_id, &request.get_ref().user_id)
+            .await;
+        reply(result, |b| proto::BlockUserResponse {
+            blocked: Some(blocked_user(b)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UnblockUser"))]
+    async fn unblock_user(
+        &self,
+        request: Request<proto::UnblockUserRequest>,
+    ) -> Result<Response<proto::UnblockUserResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let result = self
+            .blocks
+            .unblock(&caller.user_id, &request.get_ref().user_id)
+            .await;
+        reply(result, |()| proto::UnblockUserResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListBlocked"))]
+    async fn list_blocked(
+        &self,
+        request: Request<proto::ListBlockedRequest>,
+    ) -> Result<Response<proto::ListBlockedResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let result = self.blocks.list(&caller.user_id).await;
+        reply(result, |list| proto::ListBlockedResponse {
+            users: list.into_iter().map(blocked_user).collect(),
+        })
+    }
+}
+
+fn blocked_user(b: BlockedUser) -> proto::BlockedUser {
+    proto::BlockedUser {
+        user_id: b.user.id,
+        username: b.user.username,
+        blocked_at: Some(convert::timestamp_micros(b.at)),
     }
 }

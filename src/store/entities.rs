@@ -297,6 +297,7 @@ impl From<message::Model> for crate::domain::Message {
             deleted_at: m.deleted_at,
             reply_to_id: m.reply_to_id,
             mentions: m.mentions.split_whitespace().map(str::to_owned).collect(),
+            hidden: false,
         }
     }
 }
@@ -322,4 +323,23 @@ impl From<crate::domain::Message> for message::Model {
 /// Rows into models, for the many queries that return a list.
 pub(super) fn models<R, M: From<R>>(rows: Vec<R>) -> Vec<M> {
     rows.into_iter().map(M::from).collect()
+}
+
+pub mod block {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "blocks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub blocker_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub blocked_id: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
 }

@@ -9,6 +9,7 @@
 //! limit into the plan, so every execution re-prepares the statement (it
 //! was a fifth of the send path's instructions, see docs/BENCHMARKS.md).
 
+pub mod blocks;
 pub mod changes;
 pub mod chats;
 pub mod entities;

@@ -17,6 +17,7 @@ use super::cursor::{Backfill, ChatCursor, Deliver};
 use super::{Lifetime, Stop, Streams};
 use crate::domain::{AppError, AppResult, Status};
 use crate::fanout::{ChangeEvent, Event, MessageEvent, Topic};
+use crate::services::blocks::BlockService;
 
 /// One item a chat stream yields.
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ const BUFFER: usize = 64;
 
 struct Out {
     tx: mpsc::Sender<AppResult<StreamItem>>,
+    user_id: String,
+    /// Read per message (a cache look-up), so a block applies at once.
+    blocks: BlockService,
 }
 
 impl Out {
@@ -48,6 +52,14 @@ impl Out {
 
 impl Deliver for Out {
     async fn deliver(&mut self, message: Arc<MessageEvent>, status: Status) -> Result<(), Stop> {
+        let blocks = self.blocks.set(&self.user_id).await.map_err(Stop::Error)?;
+        let message = if blocks.would_redact(&message.message, None) {
+            let mut copy = (*message).clone();
+            blocks.redact(&mut copy.message, None);
+            Arc::new(copy)
+        } else {
+            message
+        };
         self.emit(StreamItem::Message { message, status }).await
     }
 
@@ -81,7 +93,11 @@ pub(super) async fn open(
     };
     let mut cursor = ChatCursor::after(chat_id, start);
     let mut backfill = Backfill::new(streams.store.clone());
-    let mut out = Out { tx };
+    let mut out = Out {
+        tx,
+        user_id: user_id.clone(),
+        blocks: streams.blocks.clone(),
+    };
     let mut lifetime = Lifetime::new(streams.shutdown.clone(), grant);
     tokio::spawn(async move {
         let _gauge = crate::metrics::StreamGauge::open("chat");

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::{AppError, AppResult, parse_id};
 use crate::fanout::Fanout;
+use crate::services::blocks::BlockService;
 use crate::services::chats::ChatService;
 use crate::store::{Store, StoreError};
 
@@ -40,6 +41,7 @@ pub struct Streams {
     store: Store,
     fanout: Fanout,
     chats: ChatService,
+    blocks: BlockService,
     /// How often the user stream sends a heartbeat.
     heartbeat: Duration,
     /// Cancelled on shutdown; every stream watches it.
@@ -51,6 +53,7 @@ impl Streams {
         store: Store,
         fanout: Fanout,
         chats: ChatService,
+        blocks: BlockService,
         heartbeat: Duration,
         shutdown: CancellationToken,
     ) -> Streams {
@@ -58,6 +61,7 @@ impl Streams {
             store,
             fanout,
             chats,
+            blocks,
             heartbeat,
             shutdown,
         }

@@ -7,6 +7,7 @@ mod helpers;
 
 mod abuse;
 mod auth;
+mod blocks;
 mod bytes;
 mod changes;
 mod chats;

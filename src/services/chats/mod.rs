@@ -8,6 +8,7 @@ use crate::domain::{
     canonical_id, clamp_limit, direct_key, new_id, now_micros, parse_id,
 };
 use crate::fanout::Fanout;
+use crate::services::blocks::BlockService;
 use crate::store::Store;
 
 /// Most members a group may be created with.
@@ -27,13 +28,18 @@ pub struct NewChat {
 pub struct ChatService {
     store: Store,
     fanout: Fanout,
+    blocks: BlockService,
 }
 
 mod rooms;
 
 impl ChatService {
-    pub fn new(store: Store, fanout: Fanout) -> ChatService {
-        ChatService { store, fanout }
+    pub fn new(store: Store, fanout: Fanout, blocks: BlockService) -> ChatService {
+        ChatService {
+            store,
+            fanout,
+            blocks,
+        }
     }
 
     /// Creates a chat and returns its id. `email` alone (no member lists, no
@@ -52,6 +58,8 @@ impl ChatService {
             .collect();
         let found = self
             .resolve_users(req.member_emails.iter().chain(extra), &req.member_ids)
+            .await?;
+        self.refuse_blockers(caller, &found, &req.member_ids)
             .await?;
         let mut members: Vec<String> = std::iter::once(caller.to_owned()).chain(found).collect();
         members.sort();
@@ -78,6 +86,33 @@ impl ChatService {
         tracing::info!(chat_id = %chat.id, members = members.len(), "group created");
         self.announce_added(&chat.id, &members, 0, 0);
         Ok(chat.id)
+    }
+
+    /// Refuses to put into a room anyone of `wanted` who blocked the
+    /// caller, naming the first (by username) and the field that named them.
+    async fn refuse_blockers(
+        &self,
+        caller: &str,
+        wanted: &[String],
+        raw_ids: &[String],
+    ) -> AppResult<()> {
+        let blockers = self.store.blockers_among(caller, wanted).await?;
+        let Some(first) = self
+            .store
+            .users_by_ids(&blockers)
+            .await?
+            .into_iter()
+            .min_by(|a, b| a.username_lower.cmp(&b.username_lower))
+        else {
+            return Ok(());
+        };
+        let by_id = raw_ids
+            .iter()
+            .any(|raw| canonical_id(raw) == Some(first.id.as_str()));
+        Err(AppError::Refused {
+            field: if by_id { "member_ids" } else { "member_emails" },
+            message: format!("{} does not accept being added by you", first.username),
+        })
     }
 
     /// Resolves member emails and ids to user ids; unknown ones are NOT_FOUND.
@@ -150,6 +185,18 @@ impl ChatService {
                 "email",
                 "must be someone else's (a direct chat has two people)",
             ));
+        }
+        let blocks = self.blocks.fresh_set(caller).await?;
+        if blocks.hides(&peer.id) {
+            return Err(AppError::FailedPrecondition(
+                "you blocked this person: unblock them to write to them".into(),
+            ));
+        }
+        if blocks.walls(&peer.id) {
+            return Err(AppError::Refused {
+                field: "email",
+                message: "this person does not accept messages from you".into(),
+            });
         }
         let now = now_micros();
         let chat = Chat {
@@ -224,6 +271,7 @@ impl ChatService {
             .await?
             .into_iter()
             .collect();
+        let blocks = self.blocks.set(caller).await?;
         let mut last_messages: HashMap<String, _> = self
             .store
             .last_messages(&lasts)
@@ -237,7 +285,8 @@ impl ChatService {
             .map(|(chat, me)| {
                 let chat_members = members.remove(&chat.id).unwrap_or_default();
                 let watermarks: Vec<Member> = chat_members.iter().map(|(m, _)| m.clone()).collect();
-                let last_message = last_messages.remove(&chat.id).map(|message| {
+                let last_message = last_messages.remove(&chat.id).map(|mut message| {
+                    blocks.redact(&mut message, None);
                     let status = Status::of(&watermarks, &message.sender_id, message.seq);
                     let username = chat_members
                         .iter()

@@ -103,6 +103,7 @@ impl ChatService {
             ));
         }
         let wanted = self.resolve_users(member_emails.iter(), member_ids).await?;
+        self.refuse_blockers(caller, &wanted, member_ids).await?;
         let current = self.store.members(&chat_id).await?.len();
         if current + wanted.len() > MAX_GROUP_MEMBERS {
             return Err(AppError::invalid(

@@ -12,6 +12,7 @@ use crate::domain::{
 };
 use crate::fanout::{Event, Fanout, MessageEvent};
 use crate::idempotency::{Claim, IdempotencyCache};
+use crate::services::blocks::BlockService;
 use crate::services::views::{message_views, sent_view};
 use crate::store::Store;
 use crate::store::messages::{Appended, NewMessage};
@@ -22,6 +23,7 @@ pub struct MessageService {
     store: Store,
     fanout: Fanout,
     idempotency: IdempotencyCache,
+    blocks: BlockService,
     /// Stores sends in batches (group commit) and publishes them in order.
     committer: Committer,
     /// Recent typing=true announcements per (user, chat), to rate-limit them.
@@ -38,6 +40,7 @@ impl MessageService {
         store: Store,
         fanout: Fanout,
         idempotency: IdempotencyCache,
+        blocks: BlockService,
         committers: usize,
     ) -> MessageService {
         let committers = match committers {
@@ -54,6 +57,7 @@ impl MessageService {
             store,
             fanout,
             idempotency,
+            blocks,
             typing: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(TYPING_INTERVAL)
@@ -104,6 +108,7 @@ impl MessageService {
             self.require_member(&chat_id, sender_id).await?;
             return self.replay(existing, &chat_id, content.as_str()).await;
         }
+        self.check_blocks(sender_id, &chat_id).await?;
         let quote = match &reply_to_id {
             Some(id) => Some(self.quote(sender_id, &chat_id, id).await?),
             None => None,
@@ -192,6 +197,37 @@ impl MessageService {
                 view.quote.clone(),
             ))));
         Ok(view)
+    }
+
+    /// Refuses a send in a direct chat when a block stands between the two
+    /// (the common case, a sender with no blocks either way, costs a cache
+    /// look-up). A chat the sender is not in is left to the committer.
+    async fn check_blocks(&self, sender_id: &str, chat_id: &str) -> AppResult<()> {
+        let blocks = self.blocks.set(sender_id).await?;
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let Some((chat, _)) = self.store.chat_for_member(chat_id, sender_id).await? else {
+            return Ok(());
+        };
+        if chat.is_group {
+            return Ok(());
+        }
+        let members = self.store.members(chat_id).await?;
+        let Some(peer) = members.iter().find(|m| m.user_id != sender_id) else {
+            return Ok(());
+        };
+        if blocks.hides(&peer.user_id) {
+            return Err(AppError::FailedPrecondition(
+                "you blocked this person: unblock them to write here".into(),
+            ));
+        }
+        if blocks.walls(&peer.user_id) {
+            return Err(AppError::PermissionDenied(
+                "this person does not accept messages from you".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The quote of `reply_to_id` for a message to `chat_id`: a message of

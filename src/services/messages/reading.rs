@@ -50,7 +50,11 @@ impl MessageService {
         };
         let messages = self.store.messages(&chat_id, window, limit as u64).await?;
         let members = self.store.members(&chat_id).await?;
-        let views = message_views(&self.store, caller, &members, messages).await?;
+        let mut views = message_views(&self.store, caller, &members, messages).await?;
+        let blocks = self.blocks.set(caller).await?;
+        for view in &mut views {
+            blocks.redact_view(view);
+        }
         // Deleted messages stay as tombstones, so the last seq is the count.
         Ok((views, chat.last_seq))
     }

@@ -45,6 +45,7 @@ impl NewMessage {
     /// The row this message becomes with `seq`.
     pub(super) fn stored_as(&self, seq: i64) -> Message {
         Message {
+            hidden: false,
             id: self.id.clone(),
             chat_id: self.chat_id.clone(),
             seq,

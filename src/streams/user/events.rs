@@ -40,7 +40,7 @@ impl Forwarder {
                 username,
                 typing,
             } => {
-                if user_id == self.user_id() {
+                if user_id == self.user_id() || self.out.blocks.walls(user_id) {
                     return Ok(());
                 }
                 self.out
@@ -58,7 +58,10 @@ impl Forwarder {
                 at,
                 ..
             } => {
-                if user_id == self.user_id() || self.online.get(user_id) == Some(online) {
+                if user_id == self.user_id()
+                    || self.online.get(user_id) == Some(online)
+                    || self.out.blocks.walls(user_id)
+                {
                     return Ok(());
                 }
                 self.online.insert(user_id.clone(), *online);
@@ -93,7 +96,10 @@ impl Forwarder {
                     .await
             }
             Event::Resync { .. } => self.catch_up_all(chat_id).await,
-            Event::ChatAdded { .. } | Event::ChatRemoved { .. } => Ok(()),
+            Event::ChatAdded { .. }
+            | Event::ChatRemoved { .. }
+            | Event::BlockChanged { .. }
+            | Event::BlocksOf { .. } => Ok(()),
         }
     }
 }

@@ -24,6 +24,9 @@ impl Forwarder {
                     ..
                 } => self.added(chat_id, *from_seq, *from_change).await,
                 Event::ChatRemoved { chat_id, .. } => self.removed(chat_id).await,
+                Event::BlocksOf {
+                    other, on, by_me, ..
+                } => self.blocks_changed(other, *on, *by_me).await,
                 _ => Ok(()),
             }
         })
@@ -70,9 +73,66 @@ impl Forwarder {
         })
     }
 
-    /// The membership feed lagged: compare with storage.
+    /// A block between this user and `other` was made (`on`) or taken back:
+    /// re-read the user's blocks, tell the client if it is the blocker, and
+    /// put presence right (nothing of a walled peer; a peer no longer
+    /// walled, as they are now).
+    fn blocks_changed<'a>(
+        &'a mut self,
+        other: &'a str,
+        on: bool,
+        by_me: bool,
+    ) -> BoxFuture<'a, Result<(), Stop>> {
+        Box::pin(async move {
+            self.out.blocks = self
+                .blocks
+                .fresh_set(self.user_id())
+                .await
+                .map_err(Stop::Error)?;
+            if by_me {
+                self.out
+                    .emit(UserItem::BlockChanged {
+                        user_id: other.to_owned(),
+                        blocked: on,
+                    })
+                    .await?;
+            }
+            let at = now_micros();
+            if self.out.blocks.walls(other) {
+                if self.online.insert(other.to_owned(), false) == Some(true) {
+                    self.out
+                        .emit(UserItem::Presence {
+                            user_id: other.to_owned(),
+                            online: false,
+                            at,
+                        })
+                        .await?;
+                }
+            } else if self.store.share_a_chat(self.user_id(), other).await? {
+                let online = self.fanout.presence.online(&[other.to_owned()]).await;
+                let online = online.first().copied().unwrap_or(false);
+                if self.online.insert(other.to_owned(), online) != Some(online) {
+                    self.out
+                        .emit(UserItem::Presence {
+                            user_id: other.to_owned(),
+                            online,
+                            at,
+                        })
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The membership feed lagged: compare with storage (memberships and blocks).
     pub(super) fn reload_memberships(&mut self) -> BoxFuture<'_, Result<(), Stop>> {
         Box::pin(async move {
+            self.out.blocks = self
+                .blocks
+                .fresh_set(self.user_id())
+                .await
+                .map_err(Stop::Error)?;
             let now = self.store.chats_of_member(self.user_id()).await?;
             let current: HashSet<&String> = now.iter().map(|c| &c.id).collect();
             let gone: Vec<String> = self
@@ -111,7 +171,7 @@ impl Forwarder {
                 .await?
                 .into_iter()
                 .map(|(m, _)| m.user_id)
-                .filter(|u| *u != me)
+                .filter(|u| *u != me && !self.out.blocks.walls(u))
                 .collect();
             peers.sort();
             peers.dedup();

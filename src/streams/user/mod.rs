@@ -24,9 +24,10 @@ use tokio_stream::{StreamExt as _, StreamMap};
 
 use super::cursor::{Backfill, ChatCursor, Deliver};
 use super::{Lifetime, Stop, Streams};
-use crate::domain::{AppResult, ChatView, Status, User};
+use crate::domain::{AppResult, BlockSet, ChatView, Status, User};
 use crate::fanout::delivered::Delivered;
 use crate::fanout::{ChangeEvent, Event, Fanout, MessageEvent, Subscription, Topic};
+use crate::services::blocks::BlockService;
 use crate::services::chats::ChatService;
 use crate::store::Store;
 
@@ -72,6 +73,11 @@ pub enum UserItem {
         user: User,
         joined: bool,
     },
+    /// The user blocked (or unblocked) someone, on any device.
+    BlockChanged {
+        user_id: String,
+        blocked: bool,
+    },
     Heartbeat,
 }
 
@@ -101,12 +107,15 @@ pub(super) async fn open(
     let fanout = streams.fanout.clone();
     let store = streams.store.clone();
     let feed = fanout.hub.subscribe(Topic::User(user_id.clone()));
+    // After subscribing: a block made from now on is on the feed.
+    let blocks = streams.blocks.fresh_set(&user_id).await?;
     let memberships = store.chats_of_member(&user_id).await?;
     let (tx, rx) = mpsc::channel(BUFFER);
     let mut stream = Forwarder {
         store: store.clone(),
         fanout: fanout.clone(),
         chats: streams.chats.clone(),
+        blocks: streams.blocks.clone(),
         cursors: HashMap::new(),
         subs: StreamMap::new(),
         online: HashMap::new(),
@@ -116,6 +125,7 @@ pub(super) async fn open(
             user_id: user_id.clone(),
             delivered: fanout.delivered.clone(),
             store: store.clone(),
+            blocks,
         },
     };
     // Live first: follow every chat, then read where each chat stands, so a
@@ -169,6 +179,8 @@ struct Out {
     user_id: String,
     delivered: Delivered,
     store: Store,
+    /// The user's blocks, both ways: what the user may not see.
+    blocks: BlockSet,
 }
 
 impl Out {
@@ -179,6 +191,18 @@ impl Out {
 
 impl Deliver for Out {
     async fn deliver(&mut self, message: Arc<MessageEvent>, status: Status) -> Result<(), Stop> {
+        // A blocked sender's message goes out as this user's own copy,
+        // without what it withholds; every other stream shares the event.
+        let message = if self
+            .blocks
+            .would_redact(&message.message, message.quote.as_ref())
+        {
+            let mut copy = (*message).clone();
+            self.blocks.redact(&mut copy.message, copy.quote.as_mut());
+            Arc::new(copy)
+        } else {
+            message
+        };
         let report = (message.message.sender_id != self.user_id)
             .then(|| (message.message.chat_id.clone(), message.message.seq));
         self.emit(UserItem::Message { message, status }).await?;
@@ -196,6 +220,16 @@ impl Deliver for Out {
             }
             _ => None,
         };
+        let change = match &change.edited {
+            Some((m, _)) if self.blocks.would_redact(m, None) => {
+                let mut copy = (*change).clone();
+                if let Some((m, _)) = copy.edited.as_mut() {
+                    self.blocks.redact(m, None);
+                }
+                Arc::new(copy)
+            }
+            _ => change,
+        };
         self.emit(UserItem::Change { change, member }).await
     }
 }
@@ -204,6 +238,7 @@ struct Forwarder {
     store: Store,
     fanout: Fanout,
     chats: ChatService,
+    blocks: BlockService,
     cursors: HashMap<String, ChatCursor>,
     subs: StreamMap<String, EventStream>,
     /// Last presence sent per peer, so several shared chats send it once.
