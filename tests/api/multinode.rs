@@ -358,3 +358,61 @@ async fn a_killed_nodes_streams_resume_changes_on_another_node() {
         }
     }
 }
+
+/// A block made on one node applies at once on another: its streams hide
+/// the blocked sender and its send check refuses the direct chat, with no
+/// wait for a cache to expire (AUTH_CACHE_TTL is set far beyond the test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_block_made_on_one_node_applies_at_once_on_another() {
+    if !postgres_only() {
+        return;
+    }
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.auth_cache_ttl = std::time::Duration::from_secs(3600)
+    })
+    .await;
+    let other = Node::start(&app.config).await;
+    let (a, b, c) = (
+        app.register("blk_a").await,
+        app.register("blk_b").await,
+        app.register("blk_c").await,
+    );
+    let dm = app.direct_chat(&a, &b).await;
+    let room = app.group_chat(&c, "room", &[&a, &b]).await;
+    // Node 2 has read both users' (empty) block sets into its cache.
+    let mut on_other = MessagesServiceClient::new(other.channel.clone());
+    let send = |chat: &str, content: &str| {
+        authed(
+            SendMessageRequest {
+                chat_id: chat.into(),
+                content: content.into(),
+                ..Default::default()
+            },
+            &b.token,
+        )
+    };
+    on_other.send_message(send(&dm, "before")).await.unwrap();
+    let mut a_there = open_events(&other.channel, &a, &[]).await.unwrap();
+
+    app.block(&a, &b.id).await.expect("BlockUser on node 1");
+    // Node 2's stream hears of it (so node 2's watcher has run).
+    let change = a_there
+        .next_where(|k| match k {
+            proto::event::Kind::BlockChanged(x) => Some(x),
+            _ => None,
+        })
+        .await;
+    assert!(change.blocked);
+    let refused = on_other.send_message(send(&dm, "after")).await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::PermissionDenied);
+    let sent = on_other
+        .send_message(send(&room, "in the room"))
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    let got = a_there.next_message().await;
+    assert_eq!(got.id, sent.id);
+    assert!(got.hidden && got.content.is_empty(), "{got:?}");
+}
