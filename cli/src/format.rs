@@ -2,7 +2,20 @@
 //! readable lines for people.
 
 use chrono::{DateTime, Local};
-use tidings_proto::Message;
+use tidings_proto::{BlockedUser, Message};
+
+/// What is shown for the content of a message whose sender the reader has
+/// blocked: the server withholds it (`Message.hidden`).
+pub const HIDDEN: &str = "[message from someone you blocked]";
+
+/// The content of `m` for a one-line preview: its text, or [`HIDDEN`].
+pub fn content_preview(m: &Message, max: usize) -> String {
+    if m.hidden {
+        HIDDEN.to_owned()
+    } else {
+        preview(&m.content, max)
+    }
+}
 
 /// One `tail` line: `chat_id<TAB>seq<TAB>username<TAB>content`.
 pub fn tail_line(m: &Message) -> String {
@@ -64,7 +77,8 @@ pub fn clock(at: Option<&prost_types::Timestamp>) -> String {
 /// One message in the interactive chat: `#12 14:03 alice: hello`. Later
 /// lines of a multi-line message are indented under the first; the message
 /// it answers is quoted on a line above, `(edited)` follows a changed text,
-/// a deleted one reads `(deleted)`, and reactions follow in brackets.
+/// a deleted one reads `(deleted)`, one from someone the reader blocked
+/// reads [`HIDDEN`], and reactions follow in brackets.
 pub fn chat_line(m: &Message) -> String {
     let head = format!("#{} {} {}: ", m.seq, clock(m.sent_at.as_ref()), m.username);
     let indent = " ".repeat(head.chars().count());
@@ -72,6 +86,8 @@ pub fn chat_line(m: &Message) -> String {
     if let Some(q) = &m.reply_to {
         let quoted = if q.deleted {
             "(deleted)".to_owned()
+        } else if q.hidden {
+            HIDDEN.to_owned()
         } else {
             preview(&q.excerpt, 50)
         };
@@ -82,7 +98,11 @@ pub fn chat_line(m: &Message) -> String {
         out.push_str("(deleted)");
         return out;
     }
-    out.push_str(&m.content.replace('\n', &format!("\n{indent}")));
+    if m.hidden {
+        out.push_str(HIDDEN);
+    } else {
+        out.push_str(&m.content.replace('\n', &format!("\n{indent}")));
+    }
     if m.edited_at.is_some() {
         out.push_str(" (edited)");
     }
@@ -95,6 +115,35 @@ pub fn chat_line(m: &Message) -> String {
         out.push_str(&format!("  [{}]", counts.join(" ")));
     }
     out
+}
+
+/// `/blocked`: `blocked: bob (since 14:03), carol (since 2026-11-30 09:12)`,
+/// most recent first as the server lists them.
+pub fn blocked_list(users: &[BlockedUser]) -> String {
+    if users.is_empty() {
+        return "you have blocked nobody".into();
+    }
+    let names: Vec<String> = users
+        .iter()
+        .map(|u| {
+            let name = if u.username.is_empty() {
+                &u.user_id
+            } else {
+                &u.username
+            };
+            format!("{name} (since {})", clock(u.blocked_at.as_ref()))
+        })
+        .collect();
+    format!("blocked: {}", names.join(", "))
+}
+
+/// A block or unblock of the reader's, from this device or another one.
+pub fn block_notice(name: &str, blocked: bool) -> String {
+    if blocked {
+        format!("you blocked {name}: their messages reach you hidden; /unblock {name} undoes it")
+    } else {
+        format!("you unblocked {name}")
+    }
 }
 
 /// An error and its causes on one line: `listing chats: cannot reach ...`.
@@ -148,6 +197,69 @@ mod tests {
         m.deleted_at = Some(prost_types::Timestamp::default());
         m.content.clear();
         assert!(chat_line(&m).ends_with("bob: (deleted)"));
+    }
+
+    #[test]
+    fn messages_and_quotes_from_someone_blocked_read_hidden() {
+        let m = Message {
+            seq: 5,
+            username: "bob".into(),
+            hidden: true,
+            reply_to: Some(tidings_proto::Quote {
+                username: "bob".into(),
+                hidden: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let line = chat_line(&m);
+        let (quote, body) = line.split_once('\n').unwrap();
+        assert!(
+            quote.ends_with("┌ bob: [message from someone you blocked]"),
+            "{quote}"
+        );
+        assert!(body.starts_with("#5 "), "{body}");
+        assert!(
+            body.ends_with("bob: [message from someone you blocked]"),
+            "{body}"
+        );
+        assert_eq!(content_preview(&m, 10), HIDDEN);
+        // A deleted one is a tombstone either way.
+        let gone = Message {
+            deleted_at: Some(prost_types::Timestamp::default()),
+            ..m
+        };
+        assert!(chat_line(&gone).ends_with("bob: (deleted)"));
+    }
+
+    #[test]
+    fn the_blocked_list_and_block_notices() {
+        assert_eq!(blocked_list(&[]), "you have blocked nobody");
+        let at = prost_types::Timestamp {
+            seconds: Local::now().timestamp(),
+            nanos: 0,
+        };
+        let list = blocked_list(&[
+            BlockedUser {
+                user_id: "u1".into(),
+                username: "bob".into(),
+                blocked_at: Some(at),
+            },
+            BlockedUser {
+                user_id: "u2".into(),
+                username: String::new(),
+                blocked_at: None,
+            },
+        ]);
+        assert_eq!(
+            list,
+            format!(
+                "blocked: bob (since {}), u2 (since --:--)",
+                clock(Some(&at))
+            )
+        );
+        assert!(block_notice("bob", true).starts_with("you blocked bob: "));
+        assert_eq!(block_notice("bob", false), "you unblocked bob");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tidings_proto::{
 use super::Room;
 use super::command::Command;
 use crate::api::{Api, call};
-use crate::format::preview;
+use crate::format::content_preview;
 
 impl Room {
     /// The id of the message shown as `#seq`, or says there is none.
@@ -85,7 +85,7 @@ impl Room {
         let line = match c.kind {
             Some(chat_change::Kind::Edited(m)) => {
                 self.remember(&m.id, m.seq);
-                format!("· {who} edited #{}: {}", m.seq, preview(&m.content, 60))
+                format!("· {who} edited #{}: {}", m.seq, content_preview(&m, 60))
             }
             Some(chat_change::Kind::Deleted(d)) => {
                 format!("· {who} deleted {}", self.named(&d.message_id))

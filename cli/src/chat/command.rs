@@ -1,5 +1,5 @@
 //! What a line typed in the interactive chat asks for. Messages are named by
-//! the `#seq` printed in front of them.
+//! the `#seq` printed in front of them, people by their username.
 
 /// One typed line, understood.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,6 +26,15 @@ pub enum Command<'a> {
         seq: i64,
         emoji: &'a str,
     },
+    /// Block a member of this chat, by username (a leading `@` is fine).
+    Block {
+        name: &'a str,
+    },
+    Unblock {
+        name: &'a str,
+    },
+    /// List the people blocked.
+    Blocked,
     Help,
     Who,
     Quit,
@@ -37,6 +46,9 @@ pub enum Command<'a> {
 pub const HELP: &str = "type a message and press Enter to send it; \
 /reply N text answers message #N; /edit N text changes your message #N; \
 /delete N takes it back; /react N 👍 and /unreact N 👍 react to #N; \
+/block NAME hides a member's messages from you and keeps them from writing \
+to you directly or adding you to rooms; /unblock NAME undoes it; \
+/blocked lists the people you blocked; \
 /who lists the members; /quit (or Ctrl-D) leaves; \
 start a message with // to send a leading /";
 
@@ -78,8 +90,25 @@ pub fn parse(line: &str) -> Command<'_> {
             Some((seq, emoji)) if one_word(emoji) => Command::Unreact { seq, emoji },
             _ => Command::Usage("/unreact N 👍"),
         },
+        "/block" => match username(args) {
+            Some(name) => Command::Block { name },
+            None => Command::Usage("/block NAME"),
+        },
+        "/unblock" => match username(args) {
+            Some(name) => Command::Unblock { name },
+            None => Command::Usage("/unblock NAME"),
+        },
+        "/blocked" if args.is_empty() => Command::Blocked,
+        "/blocked" => Command::Usage("/blocked"),
         _ => Command::Unknown(name),
     }
+}
+
+/// One username, with or without a leading `@`.
+fn username(args: &str) -> Option<&str> {
+    let name = args.trim();
+    let name = name.strip_prefix('@').unwrap_or(name);
+    one_word(name).then_some(name)
 }
 
 /// `N rest` or `#N rest`: the seq and the rest (trimmed).
@@ -149,5 +178,20 @@ mod tests {
         assert_eq!(parse("/react 2 a b"), Command::Usage("/react N 👍"));
         assert_eq!(parse("/reply"), Command::Usage("/reply N text"));
         assert_eq!(parse("/frobnicate"), Command::Unknown("/frobnicate"));
+        assert_eq!(parse("/block"), Command::Usage("/block NAME"));
+        assert_eq!(parse("/block bob carol"), Command::Usage("/block NAME"));
+        assert_eq!(parse("/block @"), Command::Usage("/block NAME"));
+        assert_eq!(parse("/unblock"), Command::Usage("/unblock NAME"));
+        assert_eq!(parse("/blocked bob"), Command::Usage("/blocked"));
+    }
+
+    #[test]
+    fn block_commands_take_a_username_with_or_without_an_at() {
+        assert_eq!(parse("/block bob"), Command::Block { name: "bob" });
+        assert_eq!(parse("/block  @bob.s "), Command::Block { name: "bob.s" });
+        assert_eq!(parse("/unblock @bob"), Command::Unblock { name: "bob" });
+        assert_eq!(parse("/blocked"), Command::Blocked);
+        assert_eq!(parse("  /blocked  "), Command::Blocked);
+        assert!(HELP.contains("/block NAME") && HELP.contains("/blocked"));
     }
 }

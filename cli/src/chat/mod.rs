@@ -14,7 +14,12 @@
 //! stream delivers them, and the stream resumes from the last change shown
 //! as well as the last message, so a change made while the connection was
 //! down is shown once when it comes back.
+//!
+//! People are named by username: `/block NAME` hides a member's messages
+//! (the server withholds them; they are shown as hidden) and `/unblock`
+//! undoes it (see [`blocks`]).
 
+mod blocks;
 mod changes;
 mod command;
 mod ui;
@@ -36,7 +41,7 @@ use tonic::Streaming;
 use crate::api::{Api, Context, call};
 use crate::args::ChatArgs;
 use crate::error::{CliError, code_name};
-use crate::format::{chat_line, preview};
+use crate::format::{chat_line, content_preview, preview};
 use crate::retry::{Backoff, is_final, is_transient, wait_after};
 use command::Command;
 use ui::{Input, Ui};
@@ -72,6 +77,7 @@ pub async fn run(ctx: &Context, args: ChatArgs) -> anyhow::Result<()> {
 
     let (ui, inputs) = Ui::start("> ".into())?;
     let mut room = Room::new(&api, &chat, ui);
+    room.load_blocked(&mut api).await;
     // Changes made before the history was read are already in it.
     room.last_change = chat.last_change;
     let title = if chat.is_group {
@@ -105,6 +111,8 @@ struct Link {
 struct Room {
     ui: Ui,
     chat_id: String,
+    /// A room, not a direct chat.
+    is_group: bool,
     me: String,
     names: HashMap<String, String>,
     /// Last seq shown: the resume cursor.
@@ -123,6 +131,9 @@ struct Room {
     typing_peers: HashSet<String>,
     /// Last presence shown per member (a reconnect repeats the snapshot).
     online: HashMap<String, bool>,
+    /// The people the person blocked (user id → username), to tell each
+    /// block and unblock once.
+    blocked: HashMap<String, String>,
     pending: BTreeMap<u64, Pending>,
     next_ref: u64,
     typing_since: Option<Instant>,
@@ -139,6 +150,7 @@ impl Room {
         Room {
             ui,
             chat_id: chat.id.clone(),
+            is_group: chat.is_group,
             me: api.session.user_id.clone(),
             names: chat
                 .members
@@ -154,6 +166,7 @@ impl Room {
             read_by: HashMap::new(),
             typing_peers: HashSet::new(),
             online: HashMap::new(),
+            blocked: HashMap::new(),
             pending: BTreeMap::new(),
             next_ref: 0,
             typing_since: None,
@@ -375,6 +388,18 @@ impl Room {
                 Some(id) => (text, id),
                 None => return Step::Go,
             },
+            Command::Block { name } => {
+                self.block(api, name).await;
+                return Step::Go;
+            }
+            Command::Unblock { name } => {
+                self.unblock(api, name).await;
+                return Step::Go;
+            }
+            Command::Blocked => {
+                self.show_blocked(api).await;
+                return Step::Go;
+            }
             action => {
                 self.act(api, action).await;
                 return Step::Go;
@@ -517,6 +542,11 @@ impl Room {
                                 code_name(code),
                                 preview(&p.content, 40)
                             ));
+                            if code == tonic::Code::FailedPrecondition
+                                && let Some(hint) = self.unblock_hint()
+                            {
+                                self.ui.print(format!("· {hint}"));
+                            }
                         }
                     }
                     None if e.r#ref == "typing" => {}
@@ -537,7 +567,7 @@ impl Room {
                 "· {} in another chat ({}): {}",
                 m.username,
                 m.chat_id,
-                preview(&m.content, 40)
+                content_preview(&m, 40)
             )),
             event::Kind::Typing(t) if t.chat_id == self.chat_id && t.user_id != self.me => {
                 if !t.typing {
@@ -576,6 +606,7 @@ impl Room {
                 }
             }
             event::Kind::Change(c) if c.chat_id == self.chat_id => self.on_change(c),
+            event::Kind::BlockChanged(b) => self.on_block_changed(b),
             event::Kind::ChatRemoved(r) if r.chat_id == self.chat_id => {
                 self.ui.print("· you are no longer a member of this chat");
                 return Step::Quit;

@@ -6,7 +6,7 @@ use tidings_proto::{Chat, CreateChatRequest, ListChatsRequest, Message};
 use crate::api::{Api, Context, call};
 use crate::args::{OpenArgs, RoomArgs};
 use crate::error::CliError;
-use crate::format::preview;
+use crate::format::content_preview;
 
 /// ListChats' largest page.
 const PAGE: i32 = 100;
@@ -29,7 +29,7 @@ pub async fn list(ctx: &Context) -> anyhow::Result<()> {
             let last = c
                 .last_message
                 .as_ref()
-                .map(|m| format!("{}: {}", sender(c, m), preview(&m.content, 50)))
+                .map(|m| format!("{}: {}", sender(c, m), content_preview(m, 50)))
                 .unwrap_or_default();
             [c.id.clone(), name, c.unread_count.to_string(), last]
         })
