@@ -787,6 +787,115 @@ async fn a_rate_limited_send_waits_as_long_as_the_servers_retry_info_says_and_is
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_someone_in_a_room_hides_their_messages_until_unblocked() {
+    let data = TempDir::new().unwrap();
+    let server = start_server(data.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let alice = Person::register(&server.url(), "alice").await;
+    let bob = Person::register(&server.url(), "bob").await;
+    let carol = Person::register(&server.url(), "carol").await;
+    let room = alice
+        .run(&[
+            "room",
+            "team",
+            "--member",
+            &bob.email(),
+            "--member",
+            &carol.email(),
+        ])
+        .await
+        .trim()
+        .to_owned();
+
+    let open = |person: &Person| {
+        let mut cmd = person.command(&["chat", &room]);
+        cmd.stdin(Stdio::piped());
+        person.spawn_with(cmd)
+    };
+    let mut alice_chat = open(&alice);
+    let mut bob_chat = open(&bob);
+    alice_chat.line_containing("/help").await;
+    bob_chat.line_containing("/help").await;
+    bob_chat.type_line("before the block").await;
+    bob_chat.line_containing("✓ #1").await;
+    alice_chat.line_containing("bob: before the block").await;
+
+    // Names that are not members, and oneself, are refused here.
+    alice_chat.type_line("/block mallory").await;
+    alice_chat
+        .line_containing("nobody called mallory is a member of this chat")
+        .await;
+    alice_chat.type_line("/block alice").await;
+    alice_chat
+        .line_containing("you cannot block yourself")
+        .await;
+
+    alice_chat.type_line("/block @bob").await;
+    let told = alice_chat.line_containing("you blocked bob").await;
+    assert!(told.contains("/unblock bob"), "{told}");
+
+    // Bob's next message reaches alice hidden, and only that is shown (the
+    // block's echo on her stream is not told twice).
+    bob_chat.type_line("you cannot read this").await;
+    bob_chat.line_containing("✓ #2").await;
+    let mut lines = Vec::new();
+    loop {
+        let line = alice_chat.line().await;
+        let done = line.starts_with("#2 ");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let (hidden, before) = lines.split_last().unwrap();
+    assert!(
+        hidden.ends_with("bob: [message from someone you blocked]"),
+        "{hidden}"
+    );
+    assert!(
+        !before.iter().any(|l| l.contains("you blocked")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("cannot read")),
+        "{lines:?}"
+    );
+    // Carol blocked nobody: she reads it.
+    let out = carol.run(&["tail", "--from-start", "--count", "2"]).await;
+    assert!(out.ends_with("bob\tyou cannot read this\n"), "{out}");
+
+    // Nor can bob open a direct chat with alice now.
+    let out = bob
+        .command(&["open", &alice.email()])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PERMISSION_DENIED"), "{stderr}");
+
+    alice_chat.type_line("/blocked").await;
+    let listed = alice_chat.line_containing("blocked:").await;
+    assert!(listed.starts_with("· blocked: bob (since "), "{listed}");
+
+    alice_chat.type_line("/unblock bob").await;
+    alice_chat.line_containing("· you unblocked bob").await;
+    alice_chat.type_line("/blocked").await;
+    alice_chat
+        .line_containing("· you have blocked nobody")
+        .await;
+    bob_chat.type_line("visible again").await;
+    bob_chat.line_containing("✓ #3").await;
+    let shown = alice_chat.line_containing("#3 ").await;
+    assert!(shown.ends_with("bob: visible again"), "{shown}");
+
+    for proc in [alice_chat, bob_chat] {
+        let (status, _) = proc.finish().await;
+        assert!(status.success(), "{status}");
+    }
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // A TCP proxy that can cut the network
 // ---------------------------------------------------------------------------
