@@ -133,6 +133,7 @@ both_backends!(
     typing_reaches_the_other_member_and_is_rate_limited,
     receipts_reach_the_sender_and_move_status_and_unread,
     presence_flips_online_and_offline,
+    a_chat_opened_mid_stream_brings_its_online_peers_presence,
     user_stream_ends_unauthenticated_when_the_token_expires,
     bidi_session_sends_acks_and_delivers_events,
     legacy_chat_stream_resumes_after_seq_without_gap_or_duplicate,
@@ -637,4 +638,36 @@ async fn legacy_chat_stream_resumes_after_seq_without_gap_or_duplicate(backend: 
         vec![3, 4, 5, 6]
     );
     assert_eq!(got[3].content, "m6");
+}
+
+/// Both online, then a direct chat between them is opened: each stream
+/// learns at once that the other is online (before, each showed the other
+/// offline until it reconnected). Carol, online too but sharing nothing,
+/// stays unknown to both.
+async fn a_chat_opened_mid_stream_brings_its_online_peers_presence(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (a, b, c) = (
+        app.register("pr_a").await,
+        app.register("pr_b").await,
+        app.register("pr_c").await,
+    );
+    let mut a_events = open_events(&app.channel, &a, &[]).await.unwrap();
+    let mut b_events = open_events(&app.channel, &b, &[]).await.unwrap();
+    let _c_events = open_events(&app.channel, &c, &[]).await.unwrap();
+    let chat = app.direct_chat(&a, &b).await;
+    for (events, peer) in [(&mut a_events, &b), (&mut b_events, &a)] {
+        let added = events
+            .next_where(|k| match k {
+                event::Kind::ChatAdded(chat) => Some(chat),
+                _ => None,
+            })
+            .await;
+        assert_eq!(added.id, chat);
+        match events.next_kind().await {
+            event::Kind::Presence(p) => {
+                assert_eq!((p.user_id.as_str(), p.online), (peer.id.as_str(), true))
+            }
+            other => panic!("expected {}'s presence, got {other:?}", peer.username),
+        }
+    }
 }

@@ -44,8 +44,17 @@ impl Forwarder {
             }
             self.follow(chat_id, from_seq, from_change);
             let user_id = self.user_id().to_owned();
+            let peers: Vec<String>;
             match self.chats.get(&user_id, chat_id).await {
-                Ok(view) => self.out.emit(UserItem::ChatAdded(Box::new(view))).await?,
+                Ok(view) => {
+                    peers = view
+                        .members
+                        .iter()
+                        .map(|u| u.id.clone())
+                        .filter(|id| *id != user_id)
+                        .collect();
+                    self.out.emit(UserItem::ChatAdded(Box::new(view))).await?
+                }
                 // Removed again before we looked: forget it.
                 Err(AppError::NotFound(_)) => {
                     self.unfollow(chat_id);
@@ -55,7 +64,38 @@ impl Forwarder {
             }
             // Anything sent or changed between joining and following comes
             // from storage.
-            self.catch_up_all(chat_id).await
+            self.catch_up_all(chat_id).await?;
+            self.presence_of(peers).await
+        })
+    }
+
+    /// Tells the client which of `peers` (new to it: the members of a chat
+    /// just added) are online; those it already has a state for are left
+    /// as they are, the live events keep them current.
+    fn presence_of(&mut self, peers: Vec<String>) -> BoxFuture<'_, Result<(), Stop>> {
+        Box::pin(async move {
+            let new: Vec<String> = peers
+                .into_iter()
+                .filter(|p| !self.online.contains_key(p) && !self.out.blocks.walls(p))
+                .collect();
+            if new.is_empty() {
+                return Ok(());
+            }
+            let online = self.fanout.presence.online(&new).await;
+            let at = now_micros();
+            for (user_id, online) in new.into_iter().zip(online) {
+                self.online.insert(user_id.clone(), online);
+                if online {
+                    self.out
+                        .emit(UserItem::Presence {
+                            user_id,
+                            online,
+                            at,
+                        })
+                        .await?;
+                }
+            }
+            Ok(())
         })
     }
 
