@@ -66,13 +66,7 @@ test("Alice blocks Bob in a shared room, then unblocks him", { timeout: 240_000 
   const hidden = pageA.locator('[data-testid="message"][data-hidden="true"]');
   await hidden.first().waitFor({ timeout: WAIT });
   assert.equal(await hidden.count(), 1);
-  assert.equal(
-    await hidden
-      .getByTestId("message-hidden")
-      .textContent()
-      .then((s) => s.split("\n")[0]),
-    "Message from someone you blocked",
-  );
+  assert.match(await hidden.getByTestId("message-hidden").textContent(), /^Message from someone you blocked/);
   assert.equal(await bubbles(pageA, "can anyone read this").count(), 0, "no content on Alice's screen");
   assert.equal(await hidden.getByTestId("message-actions").count(), 0, "no actions on a hidden line");
   await shot(pageA, "blocking-01-hidden-for-alice");
