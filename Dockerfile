@@ -10,13 +10,15 @@
 #
 #     docker run -p 8080:8080 -v tidings-data:/data tidings
 
-# The toolchains match the CI machine's (Node.js 20, Rust 1.95), and CI runs
-# this file's build and start commands outside Docker
-# (scripts/docker-parity.sh), so what CI tests is what the image runs.
+# The Node stage is on Node.js 24 (the maintained LTS); the Rust stages on
+# the toolchain rust-toolchain.toml pins (1.95.0). CI runs this file's build
+# and start commands outside Docker (scripts/docker-parity.sh: the web stage
+# on this same Node release, the Rust stages on the pinned toolchain), so
+# what CI tests is what the image runs.
 
 # ---------------------------------------------------------------------------
 # The web client: web/ and the proto it is generated from.
-FROM node:20-bookworm-slim AS web
+FROM node:24.18.0-bookworm-slim AS web
 
 WORKDIR /src
 COPY proto proto
@@ -26,19 +28,45 @@ COPY web web
 RUN cd web && npm run build
 
 # ---------------------------------------------------------------------------
-FROM rust:1.95-bookworm AS builder
+# The Rust toolchain and cargo-chef, which splits the build into a layer of
+# dependencies (rebuilt only when Cargo.toml / Cargo.lock change) and the
+# workspace's own crates.
+FROM rust:1.95.0-bookworm AS chef
 
 WORKDIR /src
+# rust-toolchain.toml names this image's toolchain with rustfmt and clippy:
+# add them now, so no later step downloads them.
+COPY rust-toolchain.toml .
+RUN rustup component add rustfmt clippy \
+    && cargo install cargo-chef --locked --version 0.1.78
+
+# ---------------------------------------------------------------------------
+# The recipe: every manifest and the lock file, nothing else of the source.
+FROM chef AS planner
+
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+# ---------------------------------------------------------------------------
+FROM chef AS builder
+
+# The dependencies alone, from the recipe: this layer is reused until a
+# manifest or Cargo.lock changes.
+COPY --from=planner /src/recipe.json recipe.json
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    cargo chef cook --release --locked --recipe-path recipe.json --bin tidings
+
+# Then the source: a code change rebuilds only the workspace's crates.
 COPY . .
 COPY --from=web /src/web/dist web/dist
 # The client is already built above; build.rs only stages web/dist.
 ENV TIDINGS_SKIP_WEB_BUILD=1
 
-# The cache mounts only speed up rebuilds. target/ lives in a cache mount, so
-# the binary is copied out of it inside the same RUN step.
+# target/ stays in the image layers (not a cache mount), so the next build
+# starts from the cooked dependencies above.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
-    --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin tidings \
     && install -m 0755 target/release/tidings /usr/local/bin/tidings
 
