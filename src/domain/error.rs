@@ -16,6 +16,11 @@ pub enum AppError {
     /// Also used for "exists but you may not see it" (membership).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// NOT_FOUND for one entry of a list field: the message as for
+    /// `NotFound(what)`, and a BadRequest naming the entry (`member_emails[2]`)
+    /// so a client can point at it.
+    #[error("{what} not found")]
+    NotFoundAt { what: &'static str, field: String },
     /// A member may see it but not do this to it (someone else's message).
     #[error("{0}")]
     PermissionDenied(String),

@@ -20,6 +20,7 @@ use crate::helpers::{Backend, PASSWORD, authed, spawn_app, spawn_app_with};
 both_backends!(
     every_validation_rule_names_its_field_in_bad_request,
     rate_limits_carry_the_retry_delay_in_retry_info,
+    an_unknown_member_is_named_by_its_place_in_the_list,
 );
 
 /// The one field violation of an INVALID_ARGUMENT status.
@@ -390,5 +391,73 @@ async fn rate_limits_carry_the_retry_delay_in_retry_info(backend: Backend) {
         retry,
         Duration::from_millis(hint),
         "the details and the hint agree"
+    );
+}
+
+/// The entry a NOT_FOUND's BadRequest names; the text is as before.
+#[track_caller]
+fn unknown_entry(result: Result<impl std::fmt::Debug, Status>, text: &str) -> String {
+    let status = result.expect_err(text);
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_eq!(status.message(), text);
+    let bad = status.get_details_bad_request().expect("BadRequest");
+    bad.field_violations[0].field.clone()
+}
+
+/// CreateChat / AddMembers with one unknown person among known ones: still
+/// NOT_FOUND with the same text, and a BadRequest naming the entry, so a
+/// client can point at the address (or id) that belongs to nobody.
+async fn an_unknown_member_is_named_by_its_place_in_the_list(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let mut chats = app.chats.clone();
+    let create = |emails: Vec<String>, ids: Vec<String>| {
+        authed(
+            CreateChatRequest {
+                name: "room".into(),
+                member_emails: emails,
+                member_ids: ids,
+                is_group: true,
+                ..Default::default()
+            },
+            &alice.token,
+        )
+    };
+    let emails = vec![
+        bob.email.clone(),
+        "nobody@example.com".into(),
+        carol.email.clone(),
+    ];
+    let r = chats.create_chat(create(emails, vec![])).await;
+    assert_eq!(
+        unknown_entry(r, "member_emails: user not found"),
+        "member_emails[1]"
+    );
+    let ids = vec![
+        bob.id.clone(),
+        carol.id.clone(),
+        "0192e3a0-0000-7000-8000-00000000dead".into(),
+    ];
+    let r = chats.create_chat(create(vec![], ids)).await;
+    assert_eq!(
+        unknown_entry(r, "member_ids: user not found"),
+        "member_ids[2]"
+    );
+    let room = app.group_chat(&alice, "room", &[&bob]).await;
+    let r = chats
+        .add_members(authed(
+            AddMembersRequest {
+                chat_id: room,
+                member_emails: vec!["ghost@example.com".into(), carol.email.clone()],
+                ..Default::default()
+            },
+            &alice.token,
+        ))
+        .await;
+    assert_eq!(
+        unknown_entry(r, "member_emails: user not found"),
+        "member_emails[0]"
     );
 }

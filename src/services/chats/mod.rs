@@ -53,12 +53,16 @@ impl ChatService {
         }
 
         let name = name.ok_or_else(|| AppError::invalid("name", "is required for a group"))?;
-        let extra: Vec<&String> = std::iter::once(&req.email)
-            .filter(|e| !e.is_empty())
+        let mut raw_emails: Vec<(String, &String)> = req
+            .member_emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("member_emails[{i}]"), e))
             .collect();
-        let found = self
-            .resolve_users(req.member_emails.iter().chain(extra), &req.member_ids)
-            .await?;
+        if !req.email.is_empty() {
+            raw_emails.push(("email".into(), &req.email));
+        }
+        let found = self.resolve_users(&raw_emails, &req.member_ids).await?;
         self.refuse_blockers(caller, &found, &req.member_ids)
             .await?;
         let mut members: Vec<String> = std::iter::once(caller.to_owned()).chain(found).collect();
@@ -115,18 +119,23 @@ impl ChatService {
         })
     }
 
-    /// Resolves member emails and ids to user ids; unknown ones are NOT_FOUND.
-    async fn resolve_users<'a>(
+    /// Resolves member emails and ids to user ids; unknown ones are
+    /// NOT_FOUND, naming the first unknown entry (`member_emails[i]`,
+    /// `email`, `member_ids[i]`). `raw_emails`: each with the field it came from.
+    async fn resolve_users(
         &self,
-        raw_emails: impl Iterator<Item = &'a String>,
+        raw_emails: &[(String, &String)],
         raw_ids: &[String],
     ) -> AppResult<Vec<String>> {
         let mut emails = Vec::new();
-        for raw in raw_emails {
-            emails.push(Email::parse(raw)?.as_str().to_owned());
+        let mut named: Vec<(String, String)> = Vec::new();
+        for (field, raw) in raw_emails {
+            let email = Email::parse(raw)?.as_str().to_owned();
+            named.push((field.clone(), email.clone()));
+            emails.push(email);
         }
         let mut ids = Vec::new();
-        for raw in raw_ids {
+        for (i, raw) in raw_ids.iter().enumerate() {
             match canonical_id(raw) {
                 Some(id) => ids.push(id.to_owned()),
                 None if raw.is_empty() => {
@@ -135,7 +144,12 @@ impl ChatService {
                         "must not contain empty ids",
                     ));
                 }
-                None => return Err(AppError::NotFound("member_ids: user")),
+                None => {
+                    return Err(AppError::NotFoundAt {
+                        what: "member_ids: user",
+                        field: format!("member_ids[{i}]"),
+                    });
+                }
             }
         }
         emails.sort();
@@ -150,11 +164,25 @@ impl ChatService {
         }
         let by_email = self.store.users_by_emails(&emails).await?;
         if by_email.len() != emails.len() {
-            return Err(AppError::NotFound("member_emails: user"));
+            let first = named
+                .into_iter()
+                .find(|(_, e)| !by_email.iter().any(|u| u.email == *e));
+            return Err(AppError::NotFoundAt {
+                what: "member_emails: user",
+                field: first.map_or_else(|| "member_emails".into(), |(f, _)| f),
+            });
         }
         let by_id = self.store.users_by_ids(&ids).await?;
         if by_id.len() != ids.len() {
-            return Err(AppError::NotFound("member_ids: user"));
+            let first = raw_ids.iter().position(|raw| {
+                !by_id
+                    .iter()
+                    .any(|u| canonical_id(raw) == Some(u.id.as_str()))
+            });
+            return Err(AppError::NotFoundAt {
+                what: "member_ids: user",
+                field: first.map_or_else(|| "member_ids".into(), |i| format!("member_ids[{i}]")),
+            });
         }
         let mut found: Vec<String> = by_email.into_iter().chain(by_id).map(|u| u.id).collect();
         found.sort();

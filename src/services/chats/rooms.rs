@@ -102,7 +102,12 @@ impl ChatService {
                 "give at least one member email or id",
             ));
         }
-        let wanted = self.resolve_users(member_emails.iter(), member_ids).await?;
+        let raw_emails: Vec<(String, &String)> = member_emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("member_emails[{i}]"), e))
+            .collect();
+        let wanted = self.resolve_users(&raw_emails, member_ids).await?;
         self.refuse_blockers(caller, &wanted, member_ids).await?;
         let current = self.store.members(&chat_id).await?.len();
         if current + wanted.len() > MAX_GROUP_MEMBERS {
