@@ -433,35 +433,45 @@ async fn login_does_not_tell_unknown_emails_from_wrong_passwords(backend: Backen
     assert_eq!(wrong.code(), Code::Unauthenticated);
 
     // Same time: 50 of each, interleaved (ABBA, so drift and ordering
-    // effects cancel), medians within 20 %.
+    // effects cancel), medians within 50 %. Skipping the hash for an unknown
+    // address would make it ~100 times faster, far outside that; a round
+    // spoiled by a burst of load elsewhere on the machine (CI builds beside
+    // the tests) is measured again, up to three rounds, and every round is
+    // printed.
     const TRIES: usize = 50;
-    let (mut known, mut unknown) = (Vec::new(), Vec::new());
-    for i in 0..TRIES {
-        let emails = if i % 2 == 0 {
-            ["alice@example.com", "nobody@example.com"]
-        } else {
-            ["nobody@example.com", "alice@example.com"]
-        };
-        for email in emails {
-            let (t, s) = attempt(&mut users, email).await;
-            assert_eq!(s.code(), Code::Unauthenticated);
-            if email.starts_with("alice") {
-                known.push(t);
-            } else {
-                unknown.push(t);
-            }
-        }
-    }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
-    let (known, unknown) = (median(&mut known), median(&mut unknown));
-    let (lo, hi) = (known.min(unknown), known.max(unknown));
-    eprintln!("login medians: wrong password {known:?}, unknown email {unknown:?}");
-    assert!(
-        hi.as_secs_f64() <= lo.as_secs_f64() * 1.2,
-        "median login time tells the cases apart: wrong password {known:?}, unknown email {unknown:?}"
+    let mut rounds = Vec::new();
+    for _round in 0..3 {
+        let (mut known, mut unknown) = (Vec::new(), Vec::new());
+        for i in 0..TRIES {
+            let emails = if i % 2 == 0 {
+                ["alice@example.com", "nobody@example.com"]
+            } else {
+                ["nobody@example.com", "alice@example.com"]
+            };
+            for email in emails {
+                let (t, s) = attempt(&mut users, email).await;
+                assert_eq!(s.code(), Code::Unauthenticated);
+                if email.starts_with("alice") {
+                    known.push(t);
+                } else {
+                    unknown.push(t);
+                }
+            }
+        }
+        let (known, unknown) = (median(&mut known), median(&mut unknown));
+        eprintln!("login medians: wrong password {known:?}, unknown email {unknown:?}");
+        rounds.push((known, unknown));
+        let (lo, hi) = (known.min(unknown), known.max(unknown));
+        if hi.as_secs_f64() <= lo.as_secs_f64() * 1.5 {
+            return;
+        }
+    }
+    panic!(
+        "median login time tells the cases apart in every round (wrong password, unknown email): {rounds:?}"
     );
 }
 
