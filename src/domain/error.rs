@@ -20,7 +20,11 @@ pub enum AppError {
     /// `NotFound(what)`, and a BadRequest naming the entry (`member_emails[2]`)
     /// so a client can point at it.
     #[error("{what} not found")]
-    NotFoundAt { what: &'static str, field: String },
+    NotFoundAt {
+        what: &'static str,
+        field: String,
+        description: &'static str,
+    },
     /// A member may see it but not do this to it (someone else's message).
     #[error("{0}")]
     PermissionDenied(String),

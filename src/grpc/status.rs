@@ -20,10 +20,12 @@ impl From<AppError> for Status {
             ),
             AppError::Unauthenticated(_) => Status::new(Code::Unauthenticated, err.to_string()),
             AppError::NotFound(_) => Status::new(Code::NotFound, err.to_string()),
-            AppError::NotFoundAt { field, .. } => Status::with_error_details(
+            AppError::NotFoundAt {
+                field, description, ..
+            } => Status::with_error_details(
                 Code::NotFound,
                 err.to_string(),
-                ErrorDetails::with_bad_request_violation(field.clone(), "no one here has it"),
+                ErrorDetails::with_bad_request_violation(field.clone(), *description),
             ),
             AppError::PermissionDenied(_) => Status::new(Code::PermissionDenied, err.to_string()),
             AppError::Refused { field, message } => Status::with_error_details(

@@ -45,7 +45,8 @@ test("a sign-up the server refuses shows its reason next to the field", { timeou
   await page.getByRole("button", { name: "Create group" }).click();
   const membersError = page.getByTestId("group-members-error");
   await membersError.waitFor({ timeout: WAIT });
-  assert.equal(await membersError.textContent(), "No one with that email address has an account here.");
+  // The server names the entry (member_emails[0]), so the address is named.
+  assert.equal(await membersError.textContent(), "“nobody@example.com”: No one with this address has an account here.");
   assert.equal(await page.getByLabel("Members’ emails").getAttribute("aria-invalid"), "true");
   assert.equal(await page.getByTestId("new-chat-error").textContent(), "");
   await shot(page, "errors-02-members-field");

@@ -11,6 +11,9 @@ use crate::fanout::Fanout;
 use crate::services::blocks::BlockService;
 use crate::store::Store;
 
+/// What an unknown member id is told (in a BadRequest, beside NOT_FOUND).
+const NO_SUCH_USER: &str = "no user has this id";
+
 /// Most members a group may be created with.
 pub const MAX_GROUP_MEMBERS: usize = 256;
 
@@ -148,6 +151,7 @@ impl ChatService {
                     return Err(AppError::NotFoundAt {
                         what: "member_ids: user",
                         field: format!("member_ids[{i}]"),
+                        description: NO_SUCH_USER,
                     });
                 }
             }
@@ -170,6 +174,7 @@ impl ChatService {
             return Err(AppError::NotFoundAt {
                 what: "member_emails: user",
                 field: first.map_or_else(|| "member_emails".into(), |(f, _)| f),
+                description: "no one with this address has an account here",
             });
         }
         let by_id = self.store.users_by_ids(&ids).await?;
@@ -182,6 +187,7 @@ impl ChatService {
             return Err(AppError::NotFoundAt {
                 what: "member_ids: user",
                 field: first.map_or_else(|| "member_ids".into(), |i| format!("member_ids[{i}]")),
+                description: NO_SUCH_USER,
             });
         }
         let mut found: Vec<String> = by_email.into_iter().chain(by_id).map(|u| u.id).collect();
