@@ -211,25 +211,12 @@ impl Forwarder {
                 .await?
                 .into_iter()
                 .map(|(m, _)| m.user_id)
-                .filter(|u| *u != me && !self.out.blocks.walls(u))
+                .filter(|u| *u != me)
                 .collect();
             peers.sort();
             peers.dedup();
-            let online = self.fanout.presence.online(&peers).await;
-            let at = now_micros();
-            for (user_id, online) in peers.into_iter().zip(online) {
-                self.online.insert(user_id.clone(), online);
-                if online {
-                    self.out
-                        .emit(UserItem::Presence {
-                            user_id,
-                            online,
-                            at,
-                        })
-                        .await?;
-                }
-            }
-            Ok(())
+            // Nothing is known yet: every peer is new to the client.
+            self.presence_of(peers).await
         })
     }
 }
