@@ -63,6 +63,8 @@ pub fn message_of(
         mentions: m.mentions,
         reactions: reactions.into_iter().map(reaction).collect(),
         hidden: m.hidden,
+        // Filled in by the attachments work (issue 16).
+        attachments: Vec::new(),
     }
 }
 
@@ -88,6 +90,8 @@ pub fn chat_message_of(m: Message, username: String, status: &str) -> proto::Cha
         status: status.to_owned(),
         seq: m.seq,
         hidden: m.hidden,
+        // Filled in by the attachments work (issue 16).
+        attachments: Vec::new(),
     }
 }
 

@@ -27,6 +27,14 @@ type ChatMessageStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send
 
 #[tonic::async_trait]
 impl MessagesService for Messages {
+    // Placeholder until the search work (issue 16) lands.
+    async fn search_messages(
+        &self,
+        _request: Request<proto::SearchMessagesRequest>,
+    ) -> Result<Response<proto::SearchMessagesResponse>, Status> {
+        Err(Status::unimplemented("SearchMessages is not built yet"))
+    }
+
     #[tracing::instrument(skip_all, fields(rpc = "SendMessage", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
     async fn send_message(
         &self,

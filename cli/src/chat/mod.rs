@@ -431,6 +431,7 @@ impl Room {
                     content: p.content.clone(),
                     idempotency_key: p.key.clone(),
                     reply_to_id: p.reply_to_id.clone(),
+                    attachment_ids: Vec::new(),
                 })),
             };
             // A full outbox: it goes again on the next stream.
