@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use tidings_proto::chats_service_client::ChatsServiceClient;
 use tidings_proto::events_service_client::EventsServiceClient;
+use tidings_proto::files_service_client::FilesServiceClient;
 use tidings_proto::messages_service_client::MessagesServiceClient;
 use tidings_proto::users_service_client::UsersServiceClient;
 use tidings_proto::{RefreshTokenRequest, User};
@@ -106,6 +107,7 @@ pub struct Api {
     pub chats: ChatsServiceClient<Authed>,
     pub messages: MessagesServiceClient<Authed>,
     pub events: EventsServiceClient<Authed>,
+    pub files: FilesServiceClient<Authed>,
 }
 
 impl Api {
@@ -119,7 +121,8 @@ impl Api {
             users: UsersServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             chats: ChatsServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             messages: MessagesServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            events: EventsServiceClient::with_interceptor(channel.clone(), bearer),
+            events: EventsServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            files: FilesServiceClient::with_interceptor(channel.clone(), bearer),
             channel,
             server,
             session,

@@ -29,7 +29,8 @@ pub fn tail_line(m: &Message) -> String {
 }
 
 /// Keeps one message on one line and its fields apart: backslash, newline,
-/// carriage return and tab are written as `\\`, `\n`, `\r` and `\t`.
+/// carriage return and tab are written as `\\`, `\n`, `\r` and `\t`, other
+/// control characters as `\u{001b}`.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -38,6 +39,9 @@ pub fn escape(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            // Any other control character (an ESC starting a terminal
+            // sequence, say) is written as its code, never sent raw.
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -79,6 +83,21 @@ pub fn clock(at: Option<&prost_types::Timestamp>) -> String {
 /// it answers is quoted on a line above, `(edited)` follows a changed text,
 /// a deleted one reads `(deleted)`, one from someone the reader blocked
 /// reads [`HIDDEN`], and reactions follow in brackets.
+/// Bytes as people read them: `512 B`, `1.5 KiB`, `20.0 MiB`.
+pub fn file_size(bytes: i64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 pub fn chat_line(m: &Message) -> String {
     let head = format!("#{} {} {}: ", m.seq, clock(m.sent_at.as_ref()), m.username);
     let indent = " ".repeat(head.chars().count());
@@ -105,6 +124,14 @@ pub fn chat_line(m: &Message) -> String {
     }
     if m.edited_at.is_some() {
         out.push_str(" (edited)");
+    }
+    for f in &m.attachments {
+        out.push_str(&format!(
+            "\n{indent}📎 {} ({}) /v1/files/{}",
+            escape(&f.name),
+            file_size(f.size),
+            f.id
+        ));
     }
     if !m.reactions.is_empty() {
         let counts: Vec<String> = m
@@ -154,6 +181,37 @@ pub fn error_chain(err: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_people_say_them() {
+        assert_eq!(file_size(0), "0 B");
+        assert_eq!(file_size(1023), "1023 B");
+        assert_eq!(file_size(1536), "1.5 KiB");
+        assert_eq!(file_size(20 * 1024 * 1024), "20.0 MiB");
+    }
+
+    #[test]
+    fn chat_lines_list_files_with_their_download_path_and_escaped_names() {
+        let m = Message {
+            seq: 4,
+            username: "bob".into(),
+            content: "the report".into(),
+            attachments: vec![tidings_proto::Attachment {
+                id: "f1".into(),
+                name: "q3\u{1b}[31m.pdf".into(),
+                size: 2048,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let line = chat_line(&m);
+        assert!(line.contains("📎 "), "{line}");
+        assert!(line.contains("(2.0 KiB) /v1/files/f1"), "{line}");
+        assert!(
+            !line.contains('\u{1b}'),
+            "an escape sequence in a file name reached the terminal: {line}"
+        );
+    }
 
     #[test]
     fn tail_lines_keep_one_message_per_line_and_four_fields() {

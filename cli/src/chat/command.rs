@@ -35,6 +35,15 @@ pub enum Command<'a> {
     },
     /// List the people blocked.
     Blocked,
+    /// Send a file (and an optional caption).
+    Upload {
+        path: &'a str,
+        caption: &'a str,
+    },
+    /// The download URLs of message #N's files.
+    Files {
+        seq: i64,
+    },
     Help,
     Who,
     Quit,
@@ -49,6 +58,8 @@ pub const HELP: &str = "type a message and press Enter to send it; \
 /block NAME hides a member's messages from you and keeps them from writing \
 to you directly or adding you to rooms; /unblock NAME undoes it; \
 /blocked lists the people you blocked; \
+/upload PATH [caption] sends a file (quote a PATH with spaces); \
+/files N prints download URLs for the files of #N; \
 /who lists the members; /quit (or Ctrl-D) leaves; \
 start a message with // to send a leading /";
 
@@ -100,6 +111,14 @@ pub fn parse(line: &str) -> Command<'_> {
         },
         "/blocked" if args.is_empty() => Command::Blocked,
         "/blocked" => Command::Usage("/blocked"),
+        "/upload" => match super::files::path_and_caption(args) {
+            Some((path, caption)) => Command::Upload { path, caption },
+            None => Command::Usage("/upload PATH [caption]"),
+        },
+        "/files" => match seq_and_rest(args) {
+            Some((seq, "")) => Command::Files { seq },
+            _ => Command::Usage("/files N"),
+        },
         _ => Command::Unknown(name),
     }
 }
@@ -193,5 +212,20 @@ mod tests {
         assert_eq!(parse("/blocked"), Command::Blocked);
         assert_eq!(parse("  /blocked  "), Command::Blocked);
         assert!(HELP.contains("/block NAME") && HELP.contains("/blocked"));
+    }
+
+    #[test]
+    fn file_commands_take_a_path_or_a_seq() {
+        assert_eq!(
+            parse("/upload ./a.png hi there"),
+            Command::Upload {
+                path: "./a.png",
+                caption: "hi there"
+            }
+        );
+        assert_eq!(parse("/upload"), Command::Usage("/upload PATH [caption]"));
+        assert_eq!(parse("/files 3"), Command::Files { seq: 3 });
+        assert_eq!(parse("/files"), Command::Usage("/files N"));
+        assert!(HELP.contains("/upload PATH") && HELP.contains("/files N"));
     }
 }

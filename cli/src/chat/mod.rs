@@ -22,6 +22,7 @@
 mod blocks;
 mod changes;
 mod command;
+mod files;
 mod ui;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -99,6 +100,8 @@ struct Pending {
     content: String,
     /// The message this one answers.
     reply_to_id: String,
+    /// Files uploaded to go with it.
+    attachment_ids: Vec<String>,
     /// Sent on the current stream, answer awaited.
     in_flight: bool,
 }
@@ -125,6 +128,8 @@ struct Room {
     seqs: HashMap<String, i64>,
     /// Highest seq marked read on the current stream.
     read_sent: i64,
+    /// The files of the messages shown, by seq, for `/files N`.
+    files: HashMap<i64, Vec<tidings_proto::Attachment>>,
     /// Seqs of my own messages, to tell when someone has read them.
     mine: BTreeSet<i64>,
     read_by: HashMap<String, i64>,
@@ -168,6 +173,7 @@ impl Room {
             online: HashMap::new(),
             blocked: HashMap::new(),
             pending: BTreeMap::new(),
+            files: HashMap::new(),
             next_ref: 0,
             typing_since: None,
             typing_idle: Instant::now(),
@@ -204,6 +210,9 @@ impl Room {
         }
         self.last_seq = m.seq;
         self.remember(&m.id, m.seq);
+        if !m.attachments.is_empty() {
+            self.files.insert(m.seq, m.attachments.clone());
+        }
         if m.user_id == self.me {
             self.mine.insert(m.seq);
         } else {
@@ -362,6 +371,7 @@ impl Room {
     }
 
     async fn on_line(&mut self, line: &str, link: Option<&Link>, api: &mut Api) -> Step {
+        let mut attachment_ids = Vec::new();
         let (text, reply_to_id) = match command::parse(line) {
             Command::Nothing => return Step::Go,
             Command::Quit => return Step::Quit,
@@ -384,6 +394,17 @@ impl Room {
                 return Step::Go;
             }
             Command::Send(text) => (text, String::new()),
+            Command::Upload { path, caption } => match self.upload_file(api, path).await {
+                Some(id) => {
+                    attachment_ids.push(id);
+                    (caption, String::new())
+                }
+                None => return Step::Go,
+            },
+            Command::Files { seq } => {
+                self.show_file_urls(api, seq).await;
+                return Step::Go;
+            }
             Command::Reply { seq, text } => match self.id_of(seq) {
                 Some(id) => (text, id),
                 None => return Step::Go,
@@ -413,6 +434,7 @@ impl Room {
                 key: uuid::Uuid::now_v7().to_string(),
                 content: text.to_owned(),
                 reply_to_id,
+                attachment_ids,
                 in_flight: false,
             },
         );
@@ -431,7 +453,7 @@ impl Room {
                     content: p.content.clone(),
                     idempotency_key: p.key.clone(),
                     reply_to_id: p.reply_to_id.clone(),
-                    attachment_ids: Vec::new(),
+                    attachment_ids: p.attachment_ids.clone(),
                 })),
             };
             // A full outbox: it goes again on the next stream.
