@@ -56,8 +56,11 @@ cleanup() {
 trap cleanup EXIT
 
 declare -A done_tasks=()
-ran() { done_tasks[$1]=1; echo "ok   task $1"; }
-step() { printf '\n==> task %s\n' "$*"; }
+# Each line says the seconds since this script started, so the log shows
+# which task the time goes to.
+t0=$SECONDS
+ran() { done_tasks[$1]=1; echo "ok   task $1 [$((SECONDS - t0))s]"; }
+step() { printf '\n==> task %s [%ds]\n' "$*" "$((SECONDS - t0))"; }
 free_port() { python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Waits until $2 answers (curl), while the task started in the background
