@@ -22,12 +22,14 @@ export default defineConfig({
   server: {
     proxy: {
       "/messaging.": { target: backend, changeOrigin: true },
+      "/v1/": { target: backend, changeOrigin: true },
       "/healthz": { target: backend },
     },
   },
   preview: {
     proxy: {
       "/messaging.": { target: backend, changeOrigin: true },
+      "/v1/": { target: backend, changeOrigin: true },
       "/healthz": { target: backend },
     },
   },

@@ -5,13 +5,18 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BadRequestSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb";
-import { ChatsService, EventsService, MessagesService, UsersService } from "./gen/messaging_pb";
+import { ChatsService, EventsService, FilesService, MessagesService, UsersService } from "./gen/messaging_pb";
 
 let bearer: string | null = null;
 
 /** The token every call after this one carries (null: none). */
 export function setAuthToken(token: string | null): void {
   bearer = token;
+}
+
+/** The token calls carry now (null: none), for the HTTP upload. */
+export function authToken(): string | null {
+  return bearer;
 }
 
 const authorization: Interceptor = (next) => (req) => {
@@ -31,6 +36,7 @@ export interface Api {
   chats: Client<typeof ChatsService>;
   messages: Client<typeof MessagesService>;
   events: Client<typeof EventsService>;
+  files: Client<typeof FilesService>;
 }
 
 /** The clients over `t` (the unit tests pass an in-memory transport). */
@@ -40,6 +46,7 @@ export function clientsFor(t: Transport): Api {
     chats: createClient(ChatsService, t),
     messages: createClient(MessagesService, t),
     events: createClient(EventsService, t),
+    files: createClient(FilesService, t),
   };
 }
 

@@ -63,16 +63,17 @@ export function applyEdited(e: ChatEntry, now: Msg): void {
     return;
   }
   patchMessage(e, now.id, (m) => {
-    // Content is never blank but once deleted.
-    if (m.deletedAt || now.deletedAt || !now.content) return tombstone(m, m.deletedAt || now.deletedAt || Date.now());
+    // Content is never blank but once deleted (or when files carry it).
+    const gone = !now.content && !now.attachments.length;
+    if (m.deletedAt || now.deletedAt || gone) return tombstone(m, m.deletedAt || now.deletedAt || Date.now());
     return { ...m, content: now.content, editedAt: now.editedAt || m.editedAt || Date.now(), mentions: now.mentions };
   });
-  if (now.deletedAt || !now.content) patchQuotes(e, now.id, "", true);
+  if (now.deletedAt || (!now.content && !now.attachments.length)) patchQuotes(e, now.id, "", true);
   else patchQuotes(e, now.id, excerptOf(now.content), false);
 }
 
 function tombstone(m: Msg, at: number): Msg {
-  return { ...m, content: "", deletedAt: at, mentions: [], reactions: [] };
+  return { ...m, content: "", deletedAt: at, mentions: [], reactions: [], attachments: [] };
 }
 
 export function applyDeleted(e: ChatEntry, id: string, at: number): void {

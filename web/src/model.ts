@@ -2,7 +2,7 @@
 // the UI draws, converted from the generated protobuf messages.
 
 import { tsToMs } from "./api";
-import type { Message, Quote, Reaction, User } from "./gen/messaging_pb";
+import type { Attachment, Message, Quote, Reaction, User } from "./gen/messaging_pb";
 
 export interface Member {
   id: string;
@@ -56,6 +56,33 @@ export interface Msg {
   /** From someone the caller blocked: the server withheld content,
    * mentions and the quote's excerpt. */
   hidden: boolean;
+  /** Files sent with it, in order (none for a text message). */
+  attachments: AttachmentView[];
+}
+
+/** A file sent with a message (see files.ts). */
+export interface AttachmentView {
+  id: string;
+  name: string;
+  /** Sniffed by the server from the bytes. */
+  contentType: string;
+  size: number;
+  /** Pixels, images only (0 otherwise). */
+  width: number;
+  height: number;
+  hasThumbnail: boolean;
+}
+
+export function toAttachment(a: Attachment): AttachmentView {
+  return {
+    id: a.id,
+    name: a.name,
+    contentType: a.contentType,
+    size: Number(a.size),
+    width: a.width,
+    height: a.height,
+    hasThumbnail: a.hasThumbnail,
+  };
 }
 
 /** Someone the caller blocked. */
@@ -102,6 +129,7 @@ export function toMsg(m: Message): Msg {
     mentions: [...m.mentions],
     reactions: m.reactions.filter((r) => r.count > 0).map(toReaction),
     hidden: m.hidden,
+    attachments: m.attachments.map(toAttachment),
   };
 }
 

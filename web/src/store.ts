@@ -28,10 +28,10 @@ import {
 } from "./api";
 import * as changes from "./changes";
 import { type Chat, type ChatChange, ChatCursorSchema, type Event, type User } from "./gen/messaging_pb";
-import { type BlockedView, type Member, type Msg, toMember, toMsg } from "./model";
+import { type AttachmentView, type BlockedView, type Member, type Msg, toMember, toMsg } from "./model";
 import { backoffDelay, uuid } from "./util";
 
-export type { BlockedView, Member, Msg, QuoteView, ReactionView } from "./model";
+export type { AttachmentView, BlockedView, Member, Msg, QuoteView, ReactionView } from "./model";
 
 export interface Pending {
   key: string;
@@ -39,6 +39,8 @@ export interface Pending {
   content: string;
   /** The message it answers, if any. */
   replyToId?: string;
+  /** Uploaded files it carries (see files.ts); content may then be empty. */
+  attachments?: AttachmentView[];
   createdAt: number;
   state: "sending" | "retrying" | "failed";
   error?: string;
@@ -790,7 +792,14 @@ export class Store {
     }
     this.insert(e, m);
     if (m.userId === this.me) {
-      const p = e.pending.find((x) => x.state !== "failed" && x.echoSeq === undefined && x.content === m.content);
+      const files = m.attachments.map((a) => a.id).join();
+      const p = e.pending.find(
+        (x) =>
+          x.state !== "failed" &&
+          x.echoSeq === undefined &&
+          x.content === m.content &&
+          (x.attachments?.map((a) => a.id).join() ?? "") === files,
+      );
       if (p) p.echoSeq = m.seq;
     } else {
       e.typing.delete(m.userId);
@@ -940,8 +949,9 @@ export class Store {
     this.changed();
   }
 
-  /** Scroll-back: the page before the oldest message shown. */
-  async loadOlder(e: ChatEntry): Promise<void> {
+  /** Scroll-back: the page before the oldest message shown (`limit`: up
+   * to 100; a jump to a search hit takes bigger steps). */
+  async loadOlder(e: ChatEntry, limit = PAGE): Promise<void> {
     if (e.olderLoading || !this.hasOlder(e)) return;
     const before = this.messagesOf(e)[0].seq;
     e.olderLoading = true;
@@ -950,7 +960,7 @@ export class Store {
     const mark = e.changeCount;
     try {
       const r = await this.api.messages.listMessages(
-        { chatId: e.id, beforeSeq: BigInt(before), limit: PAGE },
+        { chatId: e.id, beforeSeq: BigInt(before), limit },
         { timeoutMs: CALL_TIMEOUT_MS },
       );
       const fresh = new Set<string>();
@@ -1086,12 +1096,23 @@ export class Store {
 
   // ---- sending -------------------------------------------------------------
 
-  /** `replyToId`: the message of this chat it answers. */
-  send(chatId: string, content: string, replyToId?: string): void {
+  /** `replyToId`: the message of this chat it answers; `attachments`:
+   * uploaded files to send with it. */
+  send(chatId: string, content: string, replyToId?: string, attachments?: AttachmentView[]): void {
     const e = this.chats.get(chatId);
     if (!e) return;
     this.typing(chatId, false);
-    e.pending.push({ key: uuid(), chatId, content, replyToId, createdAt: Date.now(), state: "sending", attempt: 0 });
+    const files = attachments?.length ? attachments : undefined;
+    e.pending.push({
+      key: uuid(),
+      chatId,
+      content,
+      replyToId,
+      attachments: files,
+      createdAt: Date.now(),
+      state: "sending",
+      attempt: 0,
+    });
     this.saveOutbox();
     this.changed();
     this.pumpSends(e);
@@ -1131,7 +1152,13 @@ export class Store {
           if (!p) break;
           try {
             const r = await this.api.messages.sendMessage(
-              { chatId: e.id, content: p.content, idempotencyKey: p.key, replyToId: p.replyToId ?? "" },
+              {
+                chatId: e.id,
+                content: p.content,
+                idempotencyKey: p.key,
+                replyToId: p.replyToId ?? "",
+                attachmentIds: p.attachments?.map((a) => a.id) ?? [],
+              },
               { timeoutMs: CALL_TIMEOUT_MS },
             );
             e.pending = e.pending.filter((x) => x !== p);
@@ -1212,11 +1239,12 @@ export class Store {
     for (const e of this.chats.values()) all.push(...e.pending);
     const key = OUTBOX_PREFIX + this.session.user.id;
     if (all.length) {
-      const slim = all.map(({ key, chatId, content, replyToId, createdAt, state, error }) => ({
+      const slim = all.map(({ key, chatId, content, replyToId, attachments, createdAt, state, error }) => ({
         key,
         chatId,
         content,
         replyToId,
+        attachments,
         createdAt,
         state,
         error,

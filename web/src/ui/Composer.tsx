@@ -1,6 +1,8 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { takeUploaded } from "../files";
 import { type ChatEntry, type Member, type Msg, store } from "../store";
 import { charCount, MAX_MESSAGE_CHARS } from "../util";
+import { AttachButton, pasteFiles, UploadTray, useFileDrop, useUploads } from "./Attachments";
 import { QuoteBlock } from "./Message";
 
 /** Drafts survive switching between chats. */
@@ -36,7 +38,13 @@ export function Composer(props: ComposerProps) {
   const count = charCount(text);
   const left = MAX_MESSAGE_CHARS - count;
   const blank = text.trim().length === 0;
-  const canSend = !blank && left >= 0;
+  // Files: a message may be files alone; sending waits for uploads.
+  const wrapRef = useRef<HTMLDivElement>(null);
+  const uploads = useUploads(e.id);
+  const dropOver = useFileDrop(wrapRef, e.id, (s) => s && props.onError(s));
+  const uploading = uploads.some((u) => u.state === "uploading");
+  const withFiles = !editing && uploads.some((u) => u.state === "done");
+  const canSend = (!blank || withFiles) && left >= 0 && (editing !== null || !uploading);
 
   const mq = mentionAt(text, caret);
   const suggestions: Member[] =
@@ -124,7 +132,7 @@ export function Composer(props: ComposerProps) {
       }
       return;
     }
-    store.send(e.id, text, replyTo?.id);
+    store.send(e.id, blank ? "" : text, replyTo?.id, takeUploaded(e.id));
     props.onCancelReply();
     drafts.delete(e.id);
     setText("");
@@ -178,7 +186,7 @@ export function Composer(props: ComposerProps) {
   }
 
   return (
-    <div class="composer-wrap">
+    <div class={`composer-wrap${dropOver ? " drop-over" : ""}`} ref={wrapRef}>
       {listOpen && (
         <ul
           class="mention-list"
@@ -249,7 +257,9 @@ export function Composer(props: ComposerProps) {
           </button>
         </div>
       )}
+      {!editing && <UploadTray chatId={e.id} uploads={uploads} />}
       <form class="composer" onSubmit={submit}>
+        {!editing && <AttachButton chatId={e.id} onError={(s) => s && props.onError(s)} />}
         <label for="composer-input" class="sr-only">
           {editing ? "Edit message" : replyTo ? `Reply to ${replyTo.username}` : "Message"}
         </label>
@@ -272,6 +282,7 @@ export function Composer(props: ComposerProps) {
             if (!editing) store.typing(e.id, t.value.length > 0);
           }}
           onKeyDown={onKeyDown}
+          onPaste={(ev) => !editing && pasteFiles(ev, e.id, (s) => s && props.onError(s))}
           onKeyUp={(ev) => {
             if (ev.key.startsWith("Arrow") || ev.key === "Home" || ev.key === "End")
               setCaret(ev.currentTarget.selectionStart ?? 0);
@@ -295,7 +306,7 @@ export function Composer(props: ComposerProps) {
           type="submit"
           disabled={!canSend}
           aria-label={editing ? "Save" : "Send"}
-          title={editing ? "Save" : "Send"}
+          title={editing ? "Save" : uploading ? "Waiting for the files to upload" : "Send"}
         >
           {editing ? (
             <svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">

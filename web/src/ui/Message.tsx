@@ -5,6 +5,7 @@ import { QUICK_REACTIONS } from "../changes";
 import { NAME_CHAR } from "../model";
 import { type Member, type Msg, type Pending, type QuoteView, type ReactionView, store, type Tick } from "../store";
 import { formatFull, formatTime } from "../util";
+import { AttachmentList, PendingFiles } from "./Attachments";
 import { Ticks } from "./common";
 
 /** What a message's action buttons do; one object per chat view, so the
@@ -65,9 +66,14 @@ export const Bubble = memo(function Bubble(props: BubbleProps) {
             Message deleted
           </p>
         ) : (
-          <p class="text" data-testid="message-text">
-            <RichText text={m.content} mentions={m.mentions} names={names} />
-          </p>
+          <>
+            {m.attachments.length > 0 && <AttachmentList files={m.attachments} />}
+            {(m.content || !m.attachments.length) && (
+              <p class="text" data-testid="message-text">
+                <RichText text={m.content} mentions={m.mentions} names={names} />
+              </p>
+            )}
+          </>
         )}
         <span class="meta">
           {m.editedAt > 0 && !deleted && (
@@ -356,9 +362,12 @@ export function PendingBubble({ p, quote }: { p: Pending; quote: QuoteView | nul
       <div class="bubble">
         <span class="sr-only">You: </span>
         {quote && <QuoteBlock q={quote} />}
-        <p class="text" data-testid="message-text">
-          {p.content}
-        </p>
+        {p.attachments?.length ? <PendingFiles files={p.attachments} /> : null}
+        {(p.content || !p.attachments?.length) && (
+          <p class="text" data-testid="message-text">
+            {p.content}
+          </p>
+        )}
         <span class="meta">
           <time dateTime={new Date(p.createdAt).toISOString()}>{formatTime(p.createdAt)}</time>
           <Ticks tick={failed ? "failed" : "sending"} />

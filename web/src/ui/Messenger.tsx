@@ -5,6 +5,7 @@ import { BlockedUsersDialog } from "./Blocking";
 import { ChatView } from "./ChatView";
 import { Avatar, Ticks } from "./common";
 import { NewChatDialog } from "./Dialogs";
+import { SearchButton } from "./Search";
 
 /** `#/chat/<id>` is the open chat, so reloads and the browser's back button
  * work as expected. */
@@ -80,6 +81,7 @@ export function Messenger() {
             </span>
             <span class="me-email">{me.email}</span>
           </div>
+          <SearchButton />
           <button
             class="icon-btn"
             type="button"
