@@ -83,7 +83,10 @@ test("search finds a message and opens the chat at it", { timeout: 240_000, todo
   await pageB.keyboard.press("Control+k");
   const input = pageB.getByTestId("search-input");
   await input.waitFor({ timeout: WAIT });
-  assert.ok(await input.evaluate((el) => el === document.activeElement), "the search box has the focus");
+  // The search box has the focus.
+  await pageB.waitForFunction(() => document.activeElement?.getAttribute("data-testid") === "search-input", null, {
+    timeout: WAIT,
+  });
   await input.fill("pomegranate");
   const hits = pageB.getByTestId("search-hit");
   await pageB.waitForFunction(() => document.querySelectorAll('[data-testid="search-hit"]').length === 3, null, {
