@@ -121,13 +121,27 @@ fi
 step "build the tests and binaries once (cargo build --workspace --all-targets --locked)"
 cargo build --workspace --all-targets --locked
 
+# The Python tools are installed once, before the scripts that want them.
+py_bin=$(scripts/py-tools.sh)
 if ((!skip_e2e)); then
     if [[ -n "${bg_pids[chromium-install]:-}" ]]; then
         bg_wait chromium-install || { echo "test.sh: installing chromium failed" >&2; exit 1; }
     fi
-    # The Python tools are installed once, before two scripts want them.
-    scripts/py-tools.sh >/dev/null
     bg_start docker-parity nice -n 10 scripts/docker-parity.sh
+fi
+
+# The S3 endpoint the file-store tests use: moto in server mode (the S3 HTTP
+# API, in memory) on a free loopback port, unless one is named already.
+if [[ -z "${TEST_S3_ENDPOINT:-}" ]]; then
+    s3_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    bg_start moto "$py_bin/moto_server" -H 127.0.0.1 -p "$s3_port"
+    for _ in $(seq 150); do
+        python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', $s3_port), 0.2)" 2>/dev/null && break
+        kill -0 "${bg_pids[moto]}" 2>/dev/null || { cat "$logs/moto.log"; echo "test.sh: moto_server did not start" >&2; exit 1; }
+        sleep 0.2
+    done
+    export TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+    step "S3 endpoint for the file tests: $TEST_S3_ENDPOINT (moto)"
 fi
 
 step "cargo test --workspace --locked $*"

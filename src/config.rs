@@ -247,6 +247,35 @@ pub struct Config {
     /// one writer at a time). 0: the default, one.
     #[arg(long, env = "SEND_COMMITTERS", default_value_t = 0)]
     pub send_committers: usize,
+
+    /// Where uploaded files go: `s3://bucket[/prefix]` (an S3-compatible
+    /// bucket; endpoint, region and credentials from AWS_ENDPOINT,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and
+    /// AWS_ALLOW_HTTP=true for a plain-HTTP endpoint), `file:///dir`, or
+    /// unset: the `files` folder of DATA_DIR. Every node must use the same.
+    #[arg(long, env = "FILE_STORE_URL")]
+    pub file_store_url: Option<String>,
+
+    /// S3 settings by object_store's names (`aws_endpoint`, ...), over the
+    /// environment's (tests; not a flag).
+    #[arg(skip)]
+    pub file_store_options: Vec<(String, String)>,
+
+    /// Largest uploaded file, in bytes.
+    #[arg(long, env = "MAX_FILE_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+
+    /// Bytes one user may upload in 24 hours.
+    #[arg(long, env = "UPLOAD_BYTES_PER_DAY", default_value_t = 1024 * 1024 * 1024)]
+    pub upload_bytes_per_day: u64,
+
+    /// How long an uploaded file that no message holds is kept.
+    #[arg(long, env = "KEEP_UNATTACHED_FILES", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub keep_unattached_files: Duration,
+
+    /// How long a signed file URL (GetFileUrls) works.
+    #[arg(long, env = "FILE_URL_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub file_url_ttl: Duration,
 }
 
 impl Config {

@@ -23,9 +23,11 @@ use crate::idempotency::IdempotencyCache;
 use crate::limits::Limits;
 use crate::services::blocks::BlockService;
 use crate::services::chats::ChatService;
+use crate::services::files::{FileLimits, FileService};
 use crate::services::messages::MessageService;
 use crate::services::users::UserService;
 use crate::store::Store;
+use crate::store::blobs::Blobs;
 use crate::streams::Streams;
 
 /// A built server, bound to its port and not serving yet.
@@ -47,6 +49,7 @@ pub struct Handles {
     pub store: Store,
     pub hub: Hub,
     pub limits: Limits,
+    pub files: FileService,
 }
 
 impl Application {
@@ -101,11 +104,34 @@ impl Application {
         let blocks = BlockService::new(store.clone(), fanout.clone(), config.auth_cache_ttl);
         blocks.spawn_watcher(shutdown.clone());
         let chats = ChatService::new(store.clone(), fanout.clone(), blocks.clone());
+        let blobs = Blobs::open(
+            config.file_store_url.as_deref(),
+            &config.data_dir,
+            &config.file_store_options,
+        )?;
+        let files = FileService::new(
+            store.clone(),
+            blobs,
+            FileLimits {
+                max_file_bytes: config.max_file_bytes,
+                daily_bytes: config.upload_bytes_per_day,
+                keep_unattached: config.keep_unattached_files,
+                url_ttl: config.file_url_ttl,
+            },
+            config.data_dir.join("uploads"),
+            &secret,
+        )?;
+        files.spawn_sweeper(
+            (config.keep_unattached_files / 4)
+                .clamp(Duration::from_secs(1), Duration::from_secs(600)),
+            shutdown.clone(),
+        );
         let messages = MessageService::new(
             store.clone(),
             fanout.clone(),
             idempotency,
             blocks.clone(),
+            files.clone(),
             config.send_committers,
         );
         let streams = Streams::new(
@@ -129,8 +155,9 @@ impl Application {
             blocks,
             chats,
             messages,
+            files: files.clone(),
             streams,
-            auth,
+            auth: auth.clone(),
             limits: limits.clone(),
             health: health.clone(),
             max_request_bytes: config.max_request_bytes,
@@ -146,7 +173,8 @@ impl Application {
             }
             None => None,
         };
-        let routes = crate::http::routes(health, metrics.is_none());
+        let routes = crate::http::routes(health, metrics.is_none())
+            .merge(crate::http::files::routes(files.clone(), auth));
         let router = crate::http::app(routes, grpc, &config.cors_origins)?;
 
         let tls = match (&config.tls_cert, &config.tls_key) {
@@ -162,7 +190,12 @@ impl Application {
             addr,
             metrics,
             router,
-            handles: Handles { store, hub, limits },
+            handles: Handles {
+                store,
+                hub,
+                limits,
+                files,
+            },
             shutdown,
             grace: config.shutdown_grace,
             serve: ServeOptions {

@@ -148,14 +148,14 @@ def check_compose(problems, data, path=COMPOSE, read=read_text, report=True):
         problems.append(f"{path}: not a valid Compose file: {err}")
         return
     services = spec.to_dict()["services"]
-    for want in ("postgres", "redis", "tidings-1", "tidings-2", "proxy"):
+    for want in ("postgres", "redis", "minio", "tidings-1", "tidings-2", "proxy"):
         if want not in services:
             problems.append(f"{path}: no service {want!r}")
     for name, svc in services.items():
         ports = svc.get("ports") or []
         if name not in ("proxy", "grafana") and ports:
             problems.append(f"{path}: {name} publishes ports; only the proxy (and Grafana, on loopback) should")
-        if name in ("postgres", "redis", "prometheus", "grafana") and not svc.get("healthcheck"):
+        if name in ("postgres", "redis", "minio", "prometheus", "grafana") and not svc.get("healthcheck"):
             problems.append(f"{path}: {name} has no healthcheck")
         image = svc.get("image") or ""
         if not svc.get("build") and not re.search(r":[^/:@]+$", image) and "@sha256:" not in image:
@@ -177,6 +177,13 @@ def check_compose(problems, data, path=COMPOSE, read=read_text, report=True):
             problems.append(
                 f"{path}: {replica} does not set TRUST_PROXY=true: behind the proxy, "
                 "every client would share one per-address budget"
+            )
+        # Files: one bucket for all replicas, or a file uploaded through one
+        # is not there for the other.
+        if not str(env.get("FILE_STORE_URL", "")).startswith("s3://"):
+            problems.append(
+                f"{path}: {replica} does not set FILE_STORE_URL to an s3:// bucket: each replica "
+                "would keep its uploads in its own data dir"
             )
         deps = svc.get("depends_on") or {}
         for dep in ("postgres", "redis"):
@@ -426,6 +433,7 @@ def selftest():
     prom = read_text(PROMETHEUS_CONFIG)
     cases = [
         ("TRUST_PROXY missing from the tidings service", compose_without(drop_env("TRUST_PROXY")), {}, (), "TRUST_PROXY"),
+        ("FILE_STORE_URL missing (files per replica)", compose_without(drop_env("FILE_STORE_URL")), {}, (), "FILE_STORE_URL"),
         ("METRICS_ADDR missing (metrics on the public port)", compose_without(drop_env("METRICS_ADDR")), {}, (), "public port"),
         ("prometheus image unpinned", compose_without(set_image("prometheus", "prom/prometheus:latest")), {}, (), "not pinned"),
         ("grafana image on a major tag", compose_without(set_image("grafana", "grafana/grafana:13")), {}, (), "not pinned"),

@@ -46,6 +46,7 @@ impl BlockSet {
             message.hidden = true;
             message.content.clear();
             message.mentions.clear();
+            message.attachments.clear();
             changed = true;
         }
         if let Some(q) = quote

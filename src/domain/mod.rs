@@ -19,7 +19,7 @@ pub use blocks::{BlockSet, MAX_BLOCKS};
 pub use change::{Change, ChangeKind};
 pub use error::{AppError, AppResult};
 pub use ids::{canonical_id, clamp_limit, direct_key, new_id, now_micros, parse_id};
-pub use model::{Chat, Member, Message, User};
+pub use model::{Attachment, Chat, Member, Message, User};
 pub use status::Status;
 pub use text::{ChatName, Content, Emoji, IdempotencyKey, MAX_CONTENT_CHARS, mentioned_names};
 pub use views::{ChatView, MessageView, QUOTE_CHARS, Quote, REACTION_USERS, Reactions};

@@ -52,6 +52,25 @@ pub struct Member {
     pub read_seq: i64,
 }
 
+/// A file sent with a message (its bytes are in the object store). The
+/// facts are measured at upload and never change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: String,
+    /// As uploaded, without any directory part.
+    pub name: String,
+    /// Sniffed from the bytes.
+    pub content_type: String,
+    pub size: i64,
+    /// Images only (0 otherwise).
+    #[serde(default)]
+    pub width: i32,
+    #[serde(default)]
+    pub height: i32,
+    #[serde(default)]
+    pub has_thumbnail: bool,
+}
+
 /// A stored message. It travels between nodes inside events, so it is
 /// serialisable; its idempotency key stays on the node that stored it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +92,9 @@ pub struct Message {
     /// Ids of the members it mentions (`@username`), as resolved when it was
     /// sent or last edited.
     pub mentions: Vec<String>,
+    /// The files sent with it, in order (none once deleted).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
     /// Only in one viewer's copy: the sender is someone the viewer blocked,
     /// and content and mentions were withheld ([`super::BlockSet::redact`]).
     #[serde(skip)]

@@ -40,6 +40,11 @@ pub fn is_invisible(c: char) -> bool {
 pub const MAX_CONTENT_CHARS: usize = 4096;
 
 impl Content {
+    /// No text: a message of files only.
+    pub fn empty() -> Content {
+        Content(String::new())
+    }
+
     pub fn parse(raw: String) -> AppResult<Content> {
         if raw.is_empty() {
             return Err(AppError::invalid("content", "is required"));

@@ -49,6 +49,18 @@ impl Authenticator {
         Ok(caller)
     }
 
+    /// The caller of a plain HTTP request (the files endpoints), from its
+    /// `Authorization` header, checked as [`Authenticator::caller`] checks.
+    pub async fn caller_from_header(&self, value: Option<&str>) -> Result<Caller, AppError> {
+        let value = value
+            .ok_or_else(|| AppError::Unauthenticated("missing authorization header".into()))?;
+        let caller = bearer(&self.tokens, value)?;
+        self.known_users
+            .check(&caller.user_id, caller.generation)
+            .await?;
+        Ok(caller)
+    }
+
     /// What `caller`'s token allows a stream: until its expiry, asking
     /// the database again every `AUTH_CACHE_TTL` (at least a second; 5 s
     /// when the TTL is 0) whether its user still exists and the token was
@@ -92,6 +104,11 @@ fn authenticate<T>(tokens: &Tokens, request: &tonic::Request<T>) -> Result<Calle
     let value = value
         .to_str()
         .map_err(|_| AppError::Unauthenticated("invalid authorization metadata".into()))?;
+    bearer(tokens, value)
+}
+
+/// Checks an `authorization` value: `Bearer <jwt>`.
+fn bearer(tokens: &Tokens, value: &str) -> Result<Caller, AppError> {
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))

@@ -7,7 +7,9 @@ use std::time::SystemTime;
 use prost_types::Timestamp;
 use tidings_proto as proto;
 
-use crate::domain::{ChangeKind, ChatView, Message, MessageView, Quote, Reactions, User};
+use crate::domain::{
+    Attachment, ChangeKind, ChatView, Message, MessageView, Quote, Reactions, User,
+};
 use crate::fanout::ChangeEvent;
 use crate::streams::{StreamItem, UserItem};
 
@@ -63,8 +65,19 @@ pub fn message_of(
         mentions: m.mentions,
         reactions: reactions.into_iter().map(reaction).collect(),
         hidden: m.hidden,
-        // Filled in by the attachments work (issue 16).
-        attachments: Vec::new(),
+        attachments: m.attachments.into_iter().map(attachment).collect(),
+    }
+}
+
+pub fn attachment(a: Attachment) -> proto::Attachment {
+    proto::Attachment {
+        id: a.id,
+        name: a.name,
+        content_type: a.content_type,
+        size: a.size,
+        width: a.width,
+        height: a.height,
+        has_thumbnail: a.has_thumbnail,
     }
 }
 
@@ -90,8 +103,7 @@ pub fn chat_message_of(m: Message, username: String, status: &str) -> proto::Cha
         status: status.to_owned(),
         seq: m.seq,
         hidden: m.hidden,
-        // Filled in by the attachments work (issue 16).
-        attachments: Vec::new(),
+        attachments: m.attachments.into_iter().map(attachment).collect(),
     }
 }
 

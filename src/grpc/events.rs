@@ -169,6 +169,7 @@ async fn handle_frame(
                     s.content,
                     s.idempotency_key,
                     &s.reply_to_id,
+                    &s.attachment_ids,
                 )
                 .await
                 .map(|m| Some(convert::message(m))),

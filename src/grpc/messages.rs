@@ -52,6 +52,7 @@ impl MessagesService for Messages {
                 r.content,
                 r.idempotency_key,
                 &r.reply_to_id,
+                &r.attachment_ids,
             )
             .await;
         reply(result, |m| proto::SendMessageResponse {

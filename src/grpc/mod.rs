@@ -12,6 +12,7 @@ pub mod body_timeout;
 pub mod chats;
 pub mod convert;
 pub mod events;
+pub mod files;
 pub mod health;
 pub mod malformed;
 pub mod messages;
@@ -22,6 +23,7 @@ pub mod wire;
 
 use axum::Router;
 use tidings_proto::chats_service_server::ChatsServiceServer;
+use tidings_proto::files_service_server::FilesServiceServer;
 use tidings_proto::streaming::events_service_server::EventsServiceServer;
 use tidings_proto::streaming::messages_service_server::MessagesServiceServer;
 use tidings_proto::users_service_server::UsersServiceServer;
@@ -29,6 +31,7 @@ use tidings_proto::users_service_server::UsersServiceServer;
 use crate::limits::Limits;
 use crate::services::blocks::BlockService;
 use crate::services::chats::ChatService;
+use crate::services::files::FileService;
 use crate::services::messages::MessageService;
 use crate::services::users::UserService;
 use crate::streams::Streams;
@@ -40,6 +43,7 @@ pub struct Parts {
     pub blocks: BlockService,
     pub chats: ChatService,
     pub messages: MessageService,
+    pub files: FileService,
     pub streams: Streams,
     pub auth: Authenticator,
     pub limits: Limits,
@@ -67,6 +71,7 @@ pub fn router(parts: Parts) -> anyhow::Result<Router> {
         blocks,
         chats,
         messages,
+        files,
         streams,
         auth,
         limits,
@@ -102,6 +107,15 @@ pub fn router(parts: Parts) -> anyhow::Result<Router> {
             limits: limits.clone(),
         })
         .max_decoding_message_size(limit),
+    )
+    .add_service(
+        // Frames carry up to 1 MiB of a file: the file's own limit holds
+        // the whole upload.
+        FilesServiceServer::new(files::Files {
+            files,
+            auth: auth.clone(),
+        })
+        .max_decoding_message_size(limit.max(files::MAX_UPLOAD_FRAME)),
     )
     .add_service(
         EventsServiceServer::new(events::Events {

@@ -2,6 +2,7 @@
 //! client, the layers around the whole app (tracing, request ids, CORS),
 //! and the accept loop that serves it all on one port.
 
+pub mod files;
 pub mod health;
 pub mod metrics;
 pub mod serve;

@@ -116,8 +116,10 @@ impl Store {
         Ok(Some((edited, change)))
     }
 
-    /// Erases a message's content and keeps the tombstone (its reactions
-    /// and mentions go too). `None`: it was deleted already.
+    /// Erases a message's content and keeps the tombstone (its reactions,
+    /// mentions and attachments go too: its files are let go as garbage
+    /// for [`Store::garbage_files`], see there). `None`: it was deleted
+    /// already.
     pub async fn delete_message(
         &self,
         message: &Message,
@@ -133,6 +135,7 @@ impl Store {
             .col_expr(message::Column::Content, Expr::value(""))
             .col_expr(message::Column::DeletedAt, Expr::value(at))
             .col_expr(message::Column::Mentions, Expr::value(""))
+            .col_expr(message::Column::Attachments, Expr::value(""))
             .filter(message::Column::Id.eq(message.id.as_str()))
             .filter(message::Column::DeletedAt.is_null())
             .exec_with_returning(&txn)
@@ -141,6 +144,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         };
+        super::files::release_files_of(&txn, &message.id).await?;
         for result in [
             mention::Entity::delete_many()
                 .filter(mention::Column::MessageId.eq(message.id.as_str()))

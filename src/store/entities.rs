@@ -122,6 +122,9 @@ pub mod message {
         /// Space-separated user ids.
         #[sea_orm(column_type = "Text")]
         pub mentions: String,
+        /// The attachments as a JSON array ("" for none).
+        #[sea_orm(column_type = "Text")]
+        pub attachments: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -297,6 +300,7 @@ impl From<message::Model> for crate::domain::Message {
             deleted_at: m.deleted_at,
             reply_to_id: m.reply_to_id,
             mentions: m.mentions.split_whitespace().map(str::to_owned).collect(),
+            attachments: attachments_from_column(&m.attachments),
             hidden: false,
         }
     }
@@ -316,8 +320,27 @@ impl From<crate::domain::Message> for message::Model {
             deleted_at: m.deleted_at,
             reply_to_id: m.reply_to_id,
             mentions: m.mentions.join(" "),
+            attachments: attachments_column(&m.attachments),
         }
     }
+}
+
+/// `messages.attachments`: "" for none (most messages), else a JSON array.
+pub(super) fn attachments_column(list: &[crate::domain::Attachment]) -> String {
+    if list.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(list).unwrap_or_default()
+}
+
+fn attachments_from_column(text: &str) -> Vec<crate::domain::Attachment> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(text).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable messages.attachments");
+        Vec::new()
+    })
 }
 
 /// Rows into models, for the many queries that return a list.
@@ -336,6 +359,51 @@ pub mod block {
         #[sea_orm(primary_key, auto_increment = false)]
         pub blocked_id: String,
         pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod file {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "files")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub uploader_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub name: String,
+        pub content_type: String,
+        pub size: i64,
+        pub width: i32,
+        pub height: i32,
+        pub has_thumbnail: bool,
+        pub etag: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod message_file {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "message_files")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: String,
+        pub message_id: String,
+        pub chat_id: String,
+        pub position: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

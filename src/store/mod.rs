@@ -9,10 +9,12 @@
 //! limit into the plan, so every execution re-prepares the statement (it
 //! was a fifth of the send path's instructions, see docs/BENCHMARKS.md).
 
+pub mod blobs;
 pub mod blocks;
 pub mod changes;
 pub mod chats;
 pub mod entities;
+pub mod files;
 pub mod messages;
 pub mod reactions;
 pub mod users;

@@ -452,6 +452,7 @@ async fn retry_announces_a_stored_but_unannounced_message(backend: Backend) {
             created_at: tidings::domain::now_micros(),
             reply_to_id: None,
             mentions: Vec::new(),
+            attachments: Vec::new(),
         })
         .await
         .expect("store the message");

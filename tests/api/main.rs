@@ -14,6 +14,7 @@ mod chats;
 mod compat;
 mod dashboard;
 mod errors;
+mod files;
 mod grpc_web;
 mod idempotency;
 mod input;

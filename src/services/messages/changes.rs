@@ -102,6 +102,13 @@ impl MessageService {
         {
             tracing::info!(chat_id = %message.chat_id, seq = message.seq, "message deleted");
             self.publish_change(change, None);
+            if !message.attachments.is_empty() {
+                // Its files were let go in the delete's transaction; their
+                // bytes go now (or, should this fail, at the next sweep).
+                if let Err(e) = self.files.sweep_released().await {
+                    tracing::warn!(error = %e, "files of a deleted message left for the sweep");
+                }
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use crate::domain::{
 use crate::fanout::{Event, Fanout, MessageEvent};
 use crate::idempotency::{Claim, IdempotencyCache};
 use crate::services::blocks::BlockService;
+use crate::services::files::FileService;
 use crate::services::views::{message_views, sent_view};
 use crate::store::Store;
 use crate::store::messages::{Appended, NewMessage};
@@ -24,6 +25,8 @@ pub struct MessageService {
     fanout: Fanout,
     idempotency: IdempotencyCache,
     blocks: BlockService,
+    /// Checks the files a send attaches; removes a deleted message's.
+    files: FileService,
     /// Stores sends in batches (group commit) and publishes them in order.
     committer: Committer,
     /// Recent typing=true announcements per (user, chat), to rate-limit them.
@@ -41,6 +44,7 @@ impl MessageService {
         fanout: Fanout,
         idempotency: IdempotencyCache,
         blocks: BlockService,
+        files: FileService,
         committers: usize,
     ) -> MessageService {
         let committers = match committers {
@@ -58,6 +62,7 @@ impl MessageService {
             fanout,
             idempotency,
             blocks,
+            files,
             typing: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(TYPING_INTERVAL)
@@ -73,8 +78,9 @@ impl MessageService {
     }
 
     /// Sends a message, optionally answering `reply_to_id` (a message of
-    /// the same chat). A repeated key returns the original message; the
-    /// same key for a different chat or content is refused.
+    /// the same chat), with files the sender uploaded (`attachment_ids`;
+    /// the content may then be empty). A repeated key returns the original
+    /// message; the same key for a different chat or content is refused.
     ///
     /// Membership, the sender's username and the idempotency key are checked
     /// by the committer, for the whole batch at once (see [`commit`]).
@@ -85,9 +91,14 @@ impl MessageService {
         content: String,
         idempotency_key: String,
         reply_to_id: &str,
+        attachment_ids: &[String],
     ) -> AppResult<MessageView> {
         let chat_id = parse_id("chat_id", chat_id)?;
-        let content = Content::parse(content)?;
+        let content = if content.is_empty() && !attachment_ids.is_empty() {
+            Content::empty()
+        } else {
+            Content::parse(content)?
+        };
         let key = IdempotencyKey::parse_optional(idempotency_key)?.map(IdempotencyKey::into_string);
         let reply_to_id = match reply_to_id {
             "" => None,
@@ -109,6 +120,20 @@ impl MessageService {
             return self.replay(existing, &chat_id, content.as_str()).await;
         }
         self.check_blocks(sender_id, &chat_id).await?;
+        let attachments = match self.files.attachable(sender_id, attachment_ids).await {
+            Ok(a) => a,
+            Err(err) => {
+                // A retry whose first try stored the message: its files are
+                // in that message now, which is the answer.
+                if let Some(key) = &key
+                    && let Some(existing) = self.store.message_by_sender_key(sender_id, key).await?
+                {
+                    self.require_member(&chat_id, sender_id).await?;
+                    return self.replay(existing, &chat_id, content.as_str()).await;
+                }
+                return Err(err);
+            }
+        };
         let quote = match &reply_to_id {
             Some(id) => Some(self.quote(sender_id, &chat_id, id).await?),
             None => None,
@@ -128,6 +153,7 @@ impl MessageService {
                     created_at: now_micros(),
                     reply_to_id,
                     mentions,
+                    attachments,
                 },
                 quote.clone(),
             )

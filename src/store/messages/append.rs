@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::repeats::{Repeats, answer_followers};
-use super::{Appended, NewMessage, insert_mentions};
+use super::{Appended, NewMessage, insert_mentions, insert_message_files};
 use crate::domain::Message;
 use crate::store::entities::{chat, chat_member, message};
 use crate::store::{Store, StoreError, StoreResult};
@@ -202,6 +202,10 @@ impl Store {
             Ok(_) => insert_mentions(&txn, rows.iter().flatten()).await,
             Err(e) => Err(e),
         };
+        let inserted = match inserted {
+            Ok(()) => insert_message_files(&txn, rows.iter().flatten()).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = inserted {
             txn.rollback().await?;
             return Err(e.into());
@@ -299,6 +303,10 @@ impl Store {
             }
         };
         insert_mentions(&txn, std::iter::once(&inserted)).await?;
+        if let Err(err) = insert_message_files(&txn, std::iter::once(&inserted)).await {
+            txn.rollback().await?;
+            return Err(err.into());
+        }
         // Sending implies having seen the chat up to one's own message.
         chat_member::Entity::update_many()
             .col_expr(chat_member::Column::DeliveredSeq, Expr::value(seq))

@@ -6,8 +6,10 @@
 -- trip. Its text never changes, so each connection prepares it once.
 --
 -- $1 is a JSON array of {ord, id, chat_id, sender_id, key, content,
--- created_at, reply_to_id, mentions}, one per send (mentions: the mentioned
--- user ids, space-separated).
+-- created_at, reply_to_id, mentions, attachments, files}, one per send
+-- (mentions: the mentioned user ids, space-separated; attachments: the
+-- messages.attachments column; files: the attached file ids in order,
+-- space-separated, one message_files row each).
 --
 -- Rows whose sender is a member (and exists) and whose key is not stored
 -- yet are inserted: each chat's last_seq moves up by its count, the rows
@@ -19,7 +21,8 @@
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS i(
         ord bigint, id text, chat_id text, sender_id text, key text,
-        content text, created_at bigint, reply_to_id text, mentions text)
+        content text, created_at bigint, reply_to_id text, mentions text,
+        attachments text, files text)
 ), ok AS (
     SELECT i.*, u.username
     FROM input i
@@ -44,8 +47,9 @@ WITH input AS (
     FROM ok JOIN bumped b ON b.id = ok.chat_id
 ), inserted AS (
     INSERT INTO messages (id, chat_id, seq, sender_id, idempotency_key, content, created_at,
-                          reply_to_id, mentions)
-    SELECT id, chat_id, seq, sender_id, key, content, created_at, reply_to_id, mentions
+                          reply_to_id, mentions, attachments)
+    SELECT id, chat_id, seq, sender_id, key, content, created_at, reply_to_id, mentions,
+           attachments
     FROM numbered
     RETURNING id
 ), mentioned AS (
@@ -54,6 +58,16 @@ WITH input AS (
     SELECT n.id, u.user_id, n.chat_id, n.seq
     FROM numbered n, unnest(string_to_array(n.mentions, ' ')) AS u(user_id)
     WHERE n.mentions <> ''
+    RETURNING 1
+), attached AS (
+    -- One row per attached file; file_id is the primary key, so a file
+    -- another message holds is a unique violation (the caller retries one
+    -- by one and answers that send alone).
+    INSERT INTO message_files (file_id, message_id, chat_id, position)
+    SELECT f.file_id, n.id, n.chat_id, f.pos - 1
+    FROM numbered n,
+         unnest(string_to_array(n.files, ' ')) WITH ORDINALITY AS f(file_id, pos)
+    WHERE n.files <> ''
     RETURNING 1
 ), marks AS (
     UPDATE chat_members m SET delivered_seq = w.seq, read_seq = w.seq

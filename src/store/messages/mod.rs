@@ -20,9 +20,9 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use super::entities::{chat_member, mention, message, models, user};
+use super::entities::{chat_member, mention, message, message_file, models, user};
 use super::{Store, StoreResult};
-use crate::domain::Message;
+use crate::domain::{Attachment, Message};
 
 /// A message to store; `seq` is assigned by [`Store::append_batch`] or
 /// [`Store::append_message`].
@@ -39,6 +39,10 @@ pub struct NewMessage {
     /// Ids of the members it mentions (stored with the message, and one
     /// `mentions` row each for unread-mention counts).
     pub mentions: Vec<String>,
+    /// Files of the sender's, checked by the caller (uploaded by the
+    /// sender, in no message yet). A file another message took meanwhile
+    /// makes the insert a unique violation.
+    pub attachments: Vec<Attachment>,
 }
 
 impl NewMessage {
@@ -57,6 +61,7 @@ impl NewMessage {
             deleted_at: None,
             reply_to_id: self.reply_to_id.clone(),
             mentions: self.mentions.clone(),
+            attachments: self.attachments.clone(),
         }
     }
 }
@@ -210,6 +215,34 @@ pub(super) async fn insert_mentions<'a>(
         .collect();
     if !rows.is_empty() {
         mention::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One `message_files` row per attachment of these messages: what says
+/// which chat may read a file, and that it is in a message (a second attach
+/// of the same file is a unique violation).
+pub(super) async fn insert_message_files<'a>(
+    conn: &impl ConnectionTrait,
+    messages: impl Iterator<Item = &'a Message>,
+) -> Result<(), DbErr> {
+    let rows: Vec<message_file::ActiveModel> = messages
+        .flat_map(|m| {
+            m.attachments.iter().enumerate().map(|(i, a)| {
+                message_file::Model {
+                    file_id: a.id.clone(),
+                    message_id: m.id.clone(),
+                    chat_id: m.chat_id.clone(),
+                    position: i32::try_from(i).unwrap_or(i32::MAX),
+                }
+                .into_active_model()
+            })
+        })
+        .collect();
+    if !rows.is_empty() {
+        message_file::Entity::insert_many(rows)
             .exec_without_returning(conn)
             .await?;
     }

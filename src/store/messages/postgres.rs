@@ -5,6 +5,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::repeats::{Repeats, answer_followers};
 use super::{Appended, NewMessage};
+use crate::store::entities::attachments_column;
 use crate::store::{Store, StoreError, StoreResult};
 
 /// One message of a batch as [`APPEND_BATCH`] reads it (JSON).
@@ -20,6 +21,10 @@ struct BatchRow<'a> {
     reply_to_id: Option<&'a str>,
     /// Space-separated user ids ("" for none).
     mentions: String,
+    /// The attachments column ("" for none).
+    attachments: String,
+    /// Space-separated file ids, in order ("" for none).
+    files: String,
 }
 
 /// The batch statement. Its text never changes, so each connection prepares
@@ -64,6 +69,13 @@ impl Store {
                     created_at: n.created_at,
                     reply_to_id: n.reply_to_id.as_deref(),
                     mentions: n.mentions.join(" "),
+                    attachments: attachments_column(&n.attachments),
+                    files: n
+                        .attachments
+                        .iter()
+                        .map(|a| a.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 }
             })
             .collect();
