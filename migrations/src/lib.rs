@@ -12,6 +12,7 @@ mod m20261129_000001_initial;
 mod m20261202_000001_message_lifecycle;
 mod m20261202_000002_token_generation;
 mod m20261202_000003_blocks;
+mod m20261203_000002_search;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_message_lifecycle::Migration),
             Box::new(m20261202_000002_token_generation::Migration),
             Box::new(m20261202_000003_blocks::Migration),
+            Box::new(m20261203_000002_search::Migration),
             // scripts/new-migration.sh adds new migrations above this line.
         ]
     }

@@ -15,6 +15,7 @@ pub mod chats;
 pub mod entities;
 pub mod messages;
 pub mod reactions;
+pub mod search;
 pub mod users;
 
 use std::path::Path;
