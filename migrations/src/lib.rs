@@ -13,6 +13,7 @@ mod m20261202_000001_message_lifecycle;
 mod m20261202_000002_token_generation;
 mod m20261202_000003_blocks;
 mod m20261203_000001_files;
+mod m20261203_000002_search;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_token_generation::Migration),
             Box::new(m20261202_000003_blocks::Migration),
             Box::new(m20261203_000001_files::Migration),
+            Box::new(m20261203_000002_search::Migration),
             // scripts/new-migration.sh adds new migrations above this line.
         ]
     }

@@ -10,6 +10,7 @@ pub mod change;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod search;
 pub mod status;
 pub mod text;
 pub mod views;

@@ -270,6 +270,16 @@ pub fn stream_item(item: StreamItem) -> proto::ChatMessage {
     }
 }
 
+/// A search hit: the message as the caller sees it, its chat, the snippet.
+pub fn search_hit(h: crate::domain::search::SearchHit) -> proto::SearchHit {
+    proto::SearchHit {
+        chat_id: h.view.message.chat_id.clone(),
+        message: Some(message(h.view)),
+        chat_name: h.chat_name,
+        snippet: h.snippet,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,12 +27,42 @@ type ChatMessageStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send
 
 #[tonic::async_trait]
 impl MessagesService for Messages {
-    // Placeholder until the search work (issue 16) lands.
+    #[tracing::instrument(skip_all, fields(rpc = "SearchMessages", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]
     async fn search_messages(
         &self,
-        _request: Request<proto::SearchMessagesRequest>,
+        request: Request<proto::SearchMessagesRequest>,
     ) -> Result<Response<proto::SearchMessagesResponse>, Status> {
-        Err(Status::unimplemented("SearchMessages is not built yet"))
+        use crate::domain::AppError;
+        use crate::services::messages::search::SearchRequest;
+        let caller = self.auth.caller(&request).await?;
+        let r = request.into_inner();
+        super::record_chat(&r.chat_id);
+        // A Timestamp as microseconds; out of range or with nanos outside
+        // 0..1e9 it is no time at all.
+        let micros = |field: &'static str, t: Option<prost_types::Timestamp>| match t {
+            None => Ok(None),
+            Some(t) => t
+                .seconds
+                .checked_mul(1_000_000)
+                .and_then(|s| s.checked_add(i64::from(t.nanos / 1000)))
+                .filter(|_| (0..1_000_000_000).contains(&t.nanos))
+                .map(Some)
+                .ok_or_else(|| Status::from(AppError::invalid(field, "is not a valid time"))),
+        };
+        let request = SearchRequest {
+            before: micros("before", r.before)?,
+            after: micros("after", r.after)?,
+            query: r.query,
+            chat_id: r.chat_id,
+            limit: r.limit,
+            cursor: r.cursor,
+            best_first: r.best_first,
+        };
+        let result = self.messages.search(&caller.user_id, request).await;
+        reply(result, |page| proto::SearchMessagesResponse {
+            hits: page.hits.into_iter().map(convert::search_hit).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "SendMessage", user_id = tracing::field::Empty, chat_id = tracing::field::Empty))]

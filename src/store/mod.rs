@@ -17,6 +17,7 @@ pub mod entities;
 pub mod files;
 pub mod messages;
 pub mod reactions;
+pub mod search;
 pub mod users;
 
 use std::path::Path;

@@ -23,6 +23,7 @@ mod messages;
 mod multinode;
 mod ops;
 mod realtime;
+mod search;
 mod security;
 mod sessions;
 mod streaming;

@@ -5,6 +5,7 @@
 pub mod changes;
 pub mod commit;
 pub mod reading;
+pub mod search;
 
 use crate::domain::{
     AppError, AppResult, Content, IdempotencyKey, Member, Message, MessageView, Quote,
