@@ -27,7 +27,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::domain::AppError;
 use crate::grpc::auth::Authenticator;
-use crate::services::files::{FileService, Variant, is_safe_image};
+use crate::services::files::{FileService, Variant, is_safe_image, too_large};
 use crate::store::blobs::{file_key, thumbnail_key};
 
 /// How long an upload may send nothing before it is given up.
@@ -111,10 +111,7 @@ async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
-        return error_response(AppError::ResourceExhausted(format!(
-            "the file is too large: at most {max} bytes ({} MiB)",
-            max / (1024 * 1024)
-        )));
+        return error_response(too_large(max));
     }
     let stream = body.into_data_stream();
     let idle = futures::stream::unfold(stream, |mut stream| async move {

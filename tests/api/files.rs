@@ -49,7 +49,7 @@ fn s3_endpoint() -> Option<String> {
 const BUCKET: &str = "tidings-test";
 
 /// Points the config at the bucket (a prefix of its own per test).
-async fn use_s3(config: &mut Config, endpoint: &str) {
+fn use_s3(config: &mut Config, endpoint: &str) {
     config.file_store_url = Some(format!("s3://{BUCKET}/{}", uuid::Uuid::new_v4().simple()));
     config.file_store_options = [
         ("aws_endpoint", endpoint),
@@ -83,11 +83,8 @@ async fn app(store: Store, configure: impl FnOnce(&mut Config)) -> TestApp {
         Store::S3 => {
             let endpoint = s3_endpoint().expect("S3 variant without an endpoint");
             ensure_bucket(&endpoint).await;
-            let mut s3 = Config::embedded(std::path::PathBuf::new());
-            use_s3(&mut s3, &endpoint).await;
             spawn_app_with(Backend::Sqlite, move |c| {
-                c.file_store_url = s3.file_store_url;
-                c.file_store_options = s3.file_store_options;
+                use_s3(c, &endpoint);
                 configure(c);
             })
             .await

@@ -373,11 +373,7 @@ impl FileService {
         let mut ids: Vec<String> = Vec::with_capacity(raw.len());
         for (i, r) in raw.iter().enumerate() {
             let Some(id) = crate::domain::canonical_id(r) else {
-                return Err(AppError::NotFoundAt {
-                    what: "file",
-                    field: format!("attachment_ids[{i}]"),
-                    description: "no such file of yours, or it is in a message already",
-                });
+                return Err(not_attachable(i));
             };
             if ids.iter().any(|x| x == id) {
                 return Err(AppError::invalid(
@@ -394,13 +390,7 @@ impl FileService {
         for (i, id) in ids.iter().enumerate() {
             match found.iter().find(|f| &f.attachment.id == id) {
                 Some(f) => out.push(f.attachment.clone()),
-                None => {
-                    return Err(AppError::NotFoundAt {
-                        what: "file",
-                        field: format!("attachment_ids[{i}]"),
-                        description: "no such file of yours, or it is in a message already",
-                    });
-                }
+                None => return Err(not_attachable(i)),
             }
         }
         Ok(out)
@@ -425,7 +415,8 @@ struct Spooled {
     digest: String,
 }
 
-fn too_large(max: u64) -> AppError {
+/// The refusal of a file over `max` bytes (also HTTP's, before reading).
+pub fn too_large(max: u64) -> AppError {
     AppError::ResourceExhausted(format!(
         "the file is too large: at most {} bytes ({} MiB)",
         max,
@@ -438,6 +429,14 @@ fn over_daily(max: u64) -> AppError {
         "upload quota reached: at most {} MiB a day",
         max / (1024 * 1024)
     ))
+}
+
+fn not_attachable(i: usize) -> AppError {
+    AppError::NotFoundAt {
+        what: "file",
+        field: format!("attachment_ids[{i}]"),
+        description: "no such file of yours, or it is in a message already",
+    }
 }
 
 fn not_found_at(i: usize) -> AppError {
